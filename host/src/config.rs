@@ -1,0 +1,661 @@
+//! `moat.toml` and plugin sidecars: parsed raw, then validated into types that
+//! cannot hold an invalid setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration or sidecar file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+}
+
+/// The largest memory cap a plugin may be given, in MiB.
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// Limits applied to every call of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    pub max_output_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            timeout_ms: 5000,
+            max_output_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_output_bytes: Option<u64>,
+}
+
+impl RawLimits {
+    fn apply(&self, base: Limits, path: &Path) -> Result<Limits, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut limits = base;
+        if let Some(mb) = self.memory_mb {
+            if mb == 0 || mb > MAX_MEMORY_MB {
+                return Err(invalid(format!(
+                    "memory_mb = {mb}: must be between 1 and {MAX_MEMORY_MB}"
+                )));
+            }
+            limits.memory_bytes = mb << 20;
+        }
+        if let Some(ms) = self.timeout_ms {
+            if ms == 0 || ms > 3_600_000 {
+                return Err(invalid(format!(
+                    "timeout_ms = {ms}: must be between 1 and 3600000"
+                )));
+            }
+            limits.timeout_ms = ms;
+        }
+        if let Some(b) = self.max_output_bytes {
+            if b == 0 {
+                return Err(invalid("max_output_bytes must be positive".into()));
+            }
+            limits.max_output_bytes = b;
+        }
+        Ok(limits)
+    }
+}
+
+/// Access mode of a granted directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirMode {
+    Ro,
+    Rw,
+}
+
+/// A host directory the operator lets a plugin see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Canonical host path (symbolic links resolved).
+    pub host: PathBuf,
+    /// Absolute, normalized path inside the sandbox.
+    pub guest: String,
+    pub mode: DirMode,
+}
+
+impl DirGrant {
+    /// Validates a grant: the host directory must exist; the guest path must be
+    /// absolute and free of `.`/`..`.
+    pub fn new(host: &Path, guest: &str, mode: DirMode) -> Result<Self, String> {
+        let canonical = std::fs::canonicalize(host)
+            .map_err(|e| format!("granted directory {}: {e}", host.display()))?;
+        if !canonical.is_dir() {
+            return Err(format!(
+                "granted path {} is not a directory",
+                host.display()
+            ));
+        }
+        let guest = normalize_guest(guest)
+            .ok_or_else(|| format!("guest path `{guest}` must be absolute, without `.` or `..`"))?;
+        Ok(DirGrant {
+            host: canonical,
+            guest,
+            mode,
+        })
+    }
+
+    /// Parses `HOST[:GUEST][:ro|rw]` as given to `moat call --dir`.
+    pub fn parse_cli(spec: &str) -> Result<Self, String> {
+        let mut parts: Vec<&str> = spec.split(':').collect();
+        let mode = match parts.last() {
+            Some(&"ro") if parts.len() > 1 => {
+                parts.pop();
+                DirMode::Ro
+            }
+            Some(&"rw") if parts.len() > 1 => {
+                parts.pop();
+                DirMode::Rw
+            }
+            _ => DirMode::Ro,
+        };
+        let (host, guest) = match parts.as_slice() {
+            [host] => (*host, *host),
+            [host, guest] => (*host, *guest),
+            _ => return Err(format!("--dir `{spec}`: expected HOST[:GUEST][:ro|rw]")),
+        };
+        if host.is_empty() {
+            return Err(format!("--dir `{spec}`: the host path is empty"));
+        }
+        DirGrant::new(Path::new(host), guest, mode)
+    }
+}
+
+/// `/a/b/` → `/a/b`; relative paths and `.`/`..` components are refused.
+fn normalize_guest(guest: &str) -> Option<String> {
+    if !guest.starts_with('/') {
+        return None;
+    }
+    let mut out = String::new();
+    for part in guest.split('/').filter(|p| !p.is_empty()) {
+        if part == "." || part == ".." {
+            return None;
+        }
+        out.push('/');
+        out.push_str(part);
+    }
+    Some(if out.is_empty() { "/".into() } else { out })
+}
+
+/// Per-token-subject rate limit of a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// What the operator says about one tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPolicy {
+    /// All of these scopes are needed to list and call the tool.
+    pub scopes: Option<Vec<String>>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirGrant {
+    host: PathBuf,
+    guest: Option<String>,
+    mode: Option<DirMode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    #[serde(default)]
+    dirs: Vec<RawDirGrant>,
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSidecar {
+    #[serde(default)]
+    grants: RawGrants,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    tools: BTreeMap<String, ToolPolicy>,
+}
+
+/// Everything the operator grants one plugin: its sidecar, validated. The default
+/// (no sidecar) grants nothing: compute only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginSettings {
+    pub dirs: Vec<DirGrant>,
+    /// Names of host environment variables passed in (values read per call).
+    pub env: Vec<String>,
+    pub limits: Limits,
+    pub tools: BTreeMap<String, ToolPolicy>,
+}
+
+impl PluginSettings {
+    /// Settings with no grants and the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        PluginSettings {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    /// Reads `path` (a sidecar) if it exists; relative host paths in it are
+    /// relative to the sidecar's directory.
+    pub fn load_sidecar(path: &Path, defaults: Limits) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::with_limits(defaults));
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Self::parse_sidecar(&text, path, defaults)
+    }
+
+    pub fn parse_sidecar(text: &str, path: &Path, defaults: Limits) -> Result<Self, ConfigError> {
+        let raw: RawSidecar = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut dirs = Vec::new();
+        for d in &raw.grants.dirs {
+            let host = if d.host.is_absolute() {
+                d.host.clone()
+            } else {
+                base.join(&d.host)
+            };
+            let guest = d.guest.clone().unwrap_or_else(|| "/data".into());
+            let grant =
+                DirGrant::new(&host, &guest, d.mode.unwrap_or(DirMode::Ro)).map_err(invalid)?;
+            if dirs.iter().any(|g: &DirGrant| g.guest == grant.guest) {
+                return Err(invalid(format!(
+                    "guest path {} is granted twice",
+                    grant.guest
+                )));
+            }
+            dirs.push(grant);
+        }
+        for name in &raw.grants.env {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                return Err(invalid(format!(
+                    "`{name}` is not an environment variable name"
+                )));
+            }
+        }
+        for (tool, policy) in &raw.tools {
+            if let Some(rl) = policy.rate_limit
+                && (rl.per_minute == 0 || rl.burst == 0)
+            {
+                return Err(invalid(format!(
+                    "tools.{tool}.rate_limit: per_minute and burst must be positive"
+                )));
+            }
+            if let Some(scopes) = &policy.scopes
+                && let Some(bad) = scopes
+                    .iter()
+                    .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err(invalid(format!(
+                    "tools.{tool}.scopes: `{bad}` is not a scope"
+                )));
+            }
+        }
+        Ok(PluginSettings {
+            dirs,
+            env: raw.grants.env,
+            limits: raw.limits.apply(defaults, path)?,
+            tools: raw.tools,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    max_body_bytes: Option<u64>,
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    public_key_files: Vec<PathBuf>,
+    #[serde(default)]
+    algorithms: Vec<String>,
+    leeway_s: Option<u64>,
+    #[serde(default)]
+    authorization_servers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    dir: Option<PathBuf>,
+    watch: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    defaults: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    plugins: RawPlugins,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: u64,
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub public_key_files: Vec<PathBuf>,
+    pub algorithms: Vec<String>,
+    pub leeway_s: u64,
+    pub authorization_servers: Vec<String>,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginsConfig {
+    pub dir: PathBuf,
+    pub watch: bool,
+    /// Where compiled components are cached; `None` picks the user cache dir.
+    pub cache_dir: Option<PathBuf>,
+    pub defaults: Limits,
+}
+
+/// A validated `moat.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: Option<AuthConfig>,
+    pub plugins: PluginsConfig,
+}
+
+/// Keys that `MOAT_<SECTION>_<KEY>` environment variables may override.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("server", "listen"),
+    ("server", "public_url"),
+    ("server", "allowed_origins"),
+    ("server", "max_body_bytes"),
+    ("server", "admin_listen"),
+    ("auth", "issuer"),
+    ("auth", "audience"),
+    ("auth", "jwks_uri"),
+    ("auth", "public_key_files"),
+    ("auth", "algorithms"),
+    ("auth", "leeway_s"),
+    ("auth", "authorization_servers"),
+    ("plugins", "dir"),
+    ("plugins", "watch"),
+    ("plugins", "cache_dir"),
+];
+
+impl Config {
+    /// Reads `path` (or nothing, for all defaults) and applies `MOAT_*` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?,
+                p.to_owned(),
+            ),
+            None => (String::new(), PathBuf::from("<defaults>")),
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::parse(&text, &origin, &env)
+    }
+
+    /// Parses `text` with overrides taken from `env` (name, value) pairs.
+    pub fn parse(text: &str, origin: &Path, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: origin.to_owned(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        for (section, key) in ENV_KEYS {
+            let name = format!("MOAT_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let Some((_, value)) = env.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            // A value is read as TOML (numbers, booleans, arrays) and else as a string.
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let sec = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            let toml::Value::Table(sec) = sec else {
+                return Err(ConfigError::Env {
+                    name,
+                    message: format!("[{section}] is not a table"),
+                });
+            };
+            sec.insert(key.to_string(), parsed);
+        }
+        let raw: RawConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        Self::validate(raw, origin)
+    }
+
+    fn validate(raw: RawConfig, origin: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message,
+        };
+        let base = origin
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let rel = |p: PathBuf| {
+            if p.is_absolute() || origin == Path::new("<defaults>") {
+                p
+            } else {
+                base.join(p)
+            }
+        };
+
+        let server = ServerConfig {
+            listen: raw
+                .server
+                .listen
+                .unwrap_or_else(|| "127.0.0.1:8000".parse().expect("valid address")),
+            public_url: raw.server.public_url,
+            allowed_origins: raw.server.allowed_origins,
+            max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20),
+            admin_listen: raw.server.admin_listen,
+        };
+        if server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes must be positive".into()));
+        }
+        let auth = match raw.auth {
+            None => None,
+            Some(a) => {
+                let issuer = a
+                    .issuer
+                    .ok_or_else(|| invalid("[auth] needs `issuer`".into()))?;
+                if a.jwks_uri.is_none() && a.public_key_files.is_empty() {
+                    return Err(invalid(
+                        "[auth] needs `jwks_uri` or `public_key_files`".into(),
+                    ));
+                }
+                let algorithms = if a.algorithms.is_empty() {
+                    vec!["RS256".into(), "ES256".into()]
+                } else {
+                    a.algorithms
+                };
+                if let Some(bad) = algorithms
+                    .iter()
+                    .find(|alg| !ALLOWED_ALGORITHMS.contains(&alg.as_str()))
+                {
+                    return Err(invalid(format!(
+                        "auth.algorithms: `{bad}` is not allowed; use asymmetric ones: {}",
+                        ALLOWED_ALGORITHMS.join(", ")
+                    )));
+                }
+                Some(AuthConfig {
+                    audience: a.audience.or_else(|| server.public_url.clone()),
+                    issuer,
+                    jwks_uri: a.jwks_uri,
+                    public_key_files: a.public_key_files.into_iter().map(rel).collect(),
+                    algorithms,
+                    leeway_s: a.leeway_s.unwrap_or(30),
+                    authorization_servers: a.authorization_servers,
+                })
+            }
+        };
+        let plugins = PluginsConfig {
+            dir: rel(raw.plugins.dir.unwrap_or_else(|| PathBuf::from("plugins"))),
+            watch: raw.plugins.watch.unwrap_or(true),
+            cache_dir: raw.plugins.cache_dir.map(rel),
+            defaults: raw.plugins.defaults.apply(Limits::default(), origin)?,
+        };
+        if plugins
+            .dir
+            .components()
+            .any(|c| matches!(c, Component::Prefix(_)))
+        {
+            return Err(invalid("plugins.dir is not a usable path".into()));
+        }
+        Ok(Config {
+            server,
+            auth,
+            plugins,
+        })
+    }
+}
+
+/// Signature algorithms a token may use: asymmetric only.
+pub const ALLOWED_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_env_overrides() {
+        let c = Config::parse("", Path::new("<defaults>"), &[]).unwrap();
+        assert_eq!(c.plugins.defaults, Limits::default());
+        assert!(c.auth.is_none());
+        let c = Config::parse(
+            "[plugins]\ndir = \"p\"\n[plugins.defaults]\nmemory_mb = 32\n",
+            Path::new("/etc/moat/moat.toml"),
+            &env(&[
+                ("MOAT_PLUGINS_WATCH", "false"),
+                ("MOAT_SERVER_LISTEN", "127.0.0.1:0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.plugins.dir, PathBuf::from("/etc/moat/p"));
+        assert!(!c.plugins.watch);
+        assert_eq!(c.plugins.defaults.memory_bytes, 32 << 20);
+        assert_eq!(c.server.listen.port(), 0);
+    }
+
+    #[test]
+    fn bad_config_names_the_problem() {
+        let e = Config::parse("[plugins]\ndri = 1\n", Path::new("m.toml"), &[]).unwrap_err();
+        assert!(e.to_string().contains("dri"), "{e}");
+        let e = Config::parse(
+            "[auth]\nissuer = \"x\"\njwks_uri = \"y\"\nalgorithms = [\"HS256\"]\n",
+            Path::new("m.toml"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("HS256"), "{e}");
+        let e = Config::parse(
+            "[plugins.defaults]\nmemory_mb = 0\n",
+            Path::new("m.toml"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("memory_mb"), "{e}");
+    }
+
+    #[test]
+    fn sidecar_grants_and_policies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let text = format!(
+            "[grants]\ndirs = [{{ host = \"{}\", guest = \"/data/\", mode = \"rw\" }}]\nenv = [\"API_KEY\"]\n\
+             [limits]\ntimeout_ms = 100\n[tools.x]\nscopes = [\"a\"]\nrate_limit = {{ per_minute = 5, burst = 1 }}\n",
+            dir.path().display()
+        );
+        let s = PluginSettings::parse_sidecar(&text, &path, Limits::default()).unwrap();
+        assert_eq!(s.dirs[0].guest, "/data");
+        assert_eq!(s.dirs[0].mode, DirMode::Rw);
+        assert_eq!(s.env, vec!["API_KEY"]);
+        assert_eq!(s.limits.timeout_ms, 100);
+        assert_eq!(s.limits.memory_bytes, Limits::default().memory_bytes);
+        assert_eq!(
+            s.tools["x"].rate_limit,
+            Some(RateLimit {
+                per_minute: 5,
+                burst: 1
+            })
+        );
+
+        let e = PluginSettings::parse_sidecar(
+            "[grants]\ndirs = [{ host = \"/nonexistent/x\" }]",
+            &path,
+            Limits::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x"), "{e}");
+        let e = PluginSettings::parse_sidecar("[grant]\n", &path, Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("grant"), "{e}");
+    }
+
+    #[test]
+    fn cli_dir_specs() {
+        let g = DirGrant::parse_cli("/:/:ro").unwrap();
+        assert_eq!(
+            (g.host.as_path(), g.guest.as_str(), g.mode),
+            (Path::new("/"), "/", DirMode::Ro)
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = format!("{}:/work:rw", tmp.path().display());
+        let g = DirGrant::parse_cli(&spec).unwrap();
+        assert_eq!((g.guest.as_str(), g.mode), ("/work", DirMode::Rw));
+        assert!(DirGrant::parse_cli(&format!("{}:rel", tmp.path().display())).is_err());
+        assert!(DirGrant::parse_cli(&format!("{}:/a/../b", tmp.path().display())).is_err());
+    }
+}

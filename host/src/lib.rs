@@ -1,0 +1,12 @@
+//! moat: an MCP host that runs every tool as a sandboxed WebAssembly component.
+//!
+//! Library layout (see ARCHITECTURE.md): [`config`] parses and validates
+//! `moat.toml` and plugin sidecars; [`runtime`] compiles and runs plugins, one
+//! fresh sandboxed instance per call; [`registry`] loads a plugins folder into an
+//! immutable catalogue.
+
+pub mod config;
+pub mod registry;
+pub mod runtime;
+pub mod schema;
+pub mod secrets;

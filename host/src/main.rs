@@ -1,0 +1,364 @@
+//! The `moat` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use moat::config::{Config, DirGrant, Limits, PluginSettings};
+use moat::registry::Registry;
+use moat::runtime::types::ToolOutput;
+use moat::runtime::{CallContext, CallError, LoadedPlugin, Runtime, RuntimeOptions, cache};
+
+#[derive(Parser)]
+#[command(
+    name = "moat",
+    version,
+    about = "MCP host that runs every tool as a sandboxed WebAssembly component"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a plugin's WIT version, tools, resources, prompts and imports.
+    Inspect {
+        /// The plugin component.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool of a plugin locally, in the sandbox, without HTTP.
+    Call {
+        /// The plugin component.
+        file: PathBuf,
+        /// The tool to call.
+        tool: String,
+        /// Arguments, a JSON object.
+        #[arg(default_value = "{}")]
+        arguments: String,
+        /// Grant a directory: HOST[:GUEST][:ro|rw] (read-only unless `rw`).
+        #[arg(long = "dir", value_name = "HOST[:GUEST][:ro|rw]")]
+        dirs: Vec<String>,
+        /// Pass a host environment variable by name.
+        #[arg(long = "env", value_name = "NAME")]
+        envs: Vec<String>,
+        /// Execution deadline in milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Memory cap in MiB.
+        #[arg(long)]
+        memory_mb: Option<u64>,
+    },
+    /// Validate the configuration and every plugin; exit non-zero naming each bad file.
+    Check {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Plugins directory (default: from the configuration, else `plugins`).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Inspect { file, json } => inspect(&file, json).await,
+        Command::Call {
+            file,
+            tool,
+            arguments,
+            dirs,
+            envs,
+            timeout_ms,
+            memory_mb,
+        } => call(&file, &tool, &arguments, &dirs, envs, timeout_ms, memory_mb).await,
+        Command::Check { config, plugins } => check(config.as_deref(), plugins).await,
+    }
+}
+
+fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
+    Runtime::new(RuntimeOptions {
+        cache_dir: cache_dir.or_else(cache::default_dir),
+    })
+    .map_err(anyhow::Error::msg)
+}
+
+async fn load_one(
+    runtime: &Runtime,
+    file: &Path,
+    settings: PluginSettings,
+) -> Result<LoadedPlugin> {
+    runtime
+        .load(file, settings)
+        .await
+        .with_context(|| format!("{} cannot be loaded", file.display()))
+}
+
+async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
+    let runtime = runtime(None)?;
+    let plugin = load_one(&runtime, file, PluginSettings::default()).await?;
+    let tools: Vec<Value> = plugin
+        .tools
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "title": t.title,
+                "description": t.description,
+                "inputSchema": t.input_schema,
+                "outputSchema": t.output_schema,
+                "annotations": t.annotations,
+            })
+        })
+        .collect();
+    let report = json!({
+        "file": file.display().to_string(),
+        "sha256": plugin.hash,
+        "wit": format!("moat:plugin@{}", plugin.wit_version),
+        "tools": tools,
+        "resources": plugin.resources,
+        "resourceTemplates": plugin.resource_templates,
+        "prompts": plugin.prompts,
+        "imports": plugin.imports,
+    });
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}  moat:plugin@{}  sha256:{}",
+        file.display(),
+        plugin.wit_version,
+        &plugin.hash[..16]
+    );
+    println!("\ntools:");
+    for t in &plugin.tools {
+        let a = t.annotations;
+        let flags: Vec<&str> = [
+            (a.read_only, "read-only"),
+            (a.destructive, "destructive"),
+            (a.idempotent, "idempotent"),
+            (a.open_world, "open-world"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        println!(
+            "  {}{}  [{}]",
+            t.name,
+            t.title
+                .as_deref()
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default(),
+            flags.join(", ")
+        );
+        println!("    {}", t.description);
+        println!("    input:  {}", t.input_schema);
+        if let Some(o) = &t.output_schema {
+            println!("    output: {o}");
+        }
+    }
+    if !plugin.resources.is_empty() || !plugin.resource_templates.is_empty() {
+        println!("\nresources:");
+        for r in &plugin.resources {
+            println!(
+                "  {} ({})  {}",
+                r.uri,
+                r.mime_type.as_deref().unwrap_or("-"),
+                r.description.as_deref().unwrap_or("")
+            );
+        }
+        for r in &plugin.resource_templates {
+            println!(
+                "  {} (template)  {}",
+                r.uri_template,
+                r.description.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !plugin.prompts.is_empty() {
+        println!("\nprompts:");
+        for p in &plugin.prompts {
+            let args: Vec<String> = p
+                .arguments
+                .iter()
+                .map(|a| format!("{}{}", a.name, if a.required { "" } else { "?" }))
+                .collect();
+            println!(
+                "  {}({})  {}",
+                p.name,
+                args.join(", "),
+                p.description.as_deref().unwrap_or("")
+            );
+        }
+    }
+    println!("\nimports:");
+    for i in &plugin.imports {
+        println!("  {i}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    file: &Path,
+    tool: &str,
+    arguments: &str,
+    dirs: &[String],
+    env: Vec<String>,
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+) -> Result<ExitCode> {
+    let arguments: Value =
+        serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
+    if !arguments.is_object() {
+        bail!("the arguments must be a JSON object");
+    }
+    let mut limits = Limits::default();
+    if let Some(ms) = timeout_ms {
+        limits.timeout_ms = ms;
+    }
+    if let Some(mb) = memory_mb {
+        if mb == 0 || mb > moat::config::MAX_MEMORY_MB {
+            bail!(
+                "--memory-mb must be between 1 and {}",
+                moat::config::MAX_MEMORY_MB
+            );
+        }
+        limits.memory_bytes = mb << 20;
+    }
+    let mut settings = PluginSettings::with_limits(limits);
+    for spec in dirs {
+        settings
+            .dirs
+            .push(DirGrant::parse_cli(spec).map_err(anyhow::Error::msg)?);
+    }
+    settings.env = env;
+    let runtime = runtime(None)?;
+    let plugin = load_one(&runtime, file, settings).await?;
+    match runtime
+        .call_tool(&plugin, tool, &arguments, &CallContext::default())
+        .await
+    {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&tool_result_json(&out))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ (CallError::InvalidArguments(_) | CallError::NotFound(_))) => bail!("{e}"),
+        Err(e) => {
+            eprintln!("error: tool `{tool}` failed: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A tool result in the shape of an MCP `CallToolResult`.
+fn tool_result_json(out: &ToolOutput) -> Value {
+    use base64::Engine as _;
+    use moat::runtime::types::{Content, ResourceBody};
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let content: Vec<Value> = out
+        .content
+        .iter()
+        .map(|c| match c {
+            Content::Text(text) => json!({"type": "text", "text": text}),
+            Content::Image { data, mime_type } => {
+                json!({"type": "image", "data": b64(data), "mimeType": mime_type})
+            }
+            Content::Audio { data, mime_type } => {
+                json!({"type": "audio", "data": b64(data), "mimeType": mime_type})
+            }
+            Content::Resource(r) => {
+                let mut res = json!({"uri": r.uri, "mimeType": r.mime_type});
+                match &r.body {
+                    ResourceBody::Text(t) => res["text"] = json!(t),
+                    ResourceBody::Blob(b) => res["blob"] = json!(b64(b)),
+                }
+                json!({"type": "resource", "resource": res})
+            }
+        })
+        .collect();
+    let mut v = json!({"content": content, "isError": false});
+    if let Some(s) = &out.structured {
+        v["structuredContent"] = s.clone();
+    }
+    v
+}
+
+async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCode> {
+    let config = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let dir = plugins.unwrap_or_else(|| config.plugins.dir.clone());
+    let runtime = runtime(config.plugins.cache_dir.clone())?;
+    let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
+    for p in registry.plugins() {
+        println!(
+            "ok     {}  ({} tools, {} resources, {} prompts)",
+            p.path.display(),
+            p.tools.len(),
+            p.resources.len() + p.resource_templates.len(),
+            p.prompts.len()
+        );
+    }
+    for s in registry.orphan_sidecars() {
+        println!(
+            "warn   {}: sidecar without a component beside it",
+            s.display()
+        );
+    }
+    for f in registry.failures() {
+        println!("error  {}: {}", f.path.display(), f.error);
+    }
+    if registry.failures().is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} of {} plugins failed to load",
+            registry.failures().len(),
+            registry.failures().len() + registry.plugins().len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}

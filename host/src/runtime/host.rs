@@ -1,0 +1,287 @@
+//! Per-call store state and the host side of the plugin's imports: log, progress
+//! and volume-stats.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::v0_1::moat::plugin::{log, progress, types, volume_stats};
+use super::types::{LogLevel, PluginEvent};
+use crate::config::DirGrant;
+
+/// Most log or progress events one call may send; the rest are dropped.
+const MAX_EVENTS_PER_CALL: u32 = 10_000;
+/// Longest log message kept; longer ones are cut.
+const MAX_LOG_BYTES: usize = 16 * 1024;
+
+/// Raised (as a trap) when a call passes its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {0} ms")]
+pub struct DeadlineExceeded(pub u64);
+
+/// Raised (as a trap) when a plugin tries to grow its memory past the cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit_mb} MiB exceeded (the plugin asked for {wanted_mb} MiB)")]
+pub struct MemoryLimitExceeded {
+    pub limit_mb: u64,
+    pub wanted_mb: u64,
+}
+
+/// Caps the total linear memory of one instance.
+pub struct MemoryLimiter {
+    limit: usize,
+    /// Sum of all memories' sizes, in bytes.
+    total: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit_bytes: u64) -> Self {
+        MemoryLimiter {
+            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+            total: 0,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.total - current.min(self.total) + desired;
+        if total > self.limit {
+            return Err(MemoryLimitExceeded {
+                limit_mb: (self.limit >> 20) as u64,
+                wanted_mb: total.div_ceil(1 << 20) as u64,
+            }
+            .into());
+        }
+        self.total = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Everything one call's store holds. Nothing here outlives the call.
+pub struct CallState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) plugin: Arc<str>,
+    pub(super) grants: Arc<[DirGrant]>,
+    pub(super) events: Option<mpsc::UnboundedSender<PluginEvent>>,
+    pub(super) events_sent: u32,
+    pub(super) deadline: Instant,
+    pub(super) timeout_ms: u64,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl CallState {
+    fn emit(&mut self, event: PluginEvent) {
+        if self.events_sent >= MAX_EVENTS_PER_CALL {
+            return;
+        }
+        self.events_sent += 1;
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl log::Host for CallState {
+    fn log(&mut self, level: log::Level, mut message: String) {
+        if message.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let plugin = &*self.plugin;
+        let level = match level {
+            log::Level::Debug => {
+                tracing::debug!(plugin, message = %message, "plugin log");
+                LogLevel::Debug
+            }
+            log::Level::Info => {
+                tracing::info!(plugin, message = %message, "plugin log");
+                LogLevel::Info
+            }
+            log::Level::Notice => {
+                tracing::info!(plugin, message = %message, "plugin log");
+                LogLevel::Notice
+            }
+            log::Level::Warning => {
+                tracing::warn!(plugin, message = %message, "plugin log");
+                LogLevel::Warning
+            }
+            log::Level::Error => {
+                tracing::error!(plugin, message = %message, "plugin log");
+                LogLevel::Error
+            }
+        };
+        self.emit(PluginEvent::Log { level, message });
+    }
+}
+
+impl progress::Host for CallState {
+    fn report(&mut self, progress: f64, total: Option<f64>, message: Option<String>) {
+        if !progress.is_finite() || total.is_some_and(|t| !t.is_finite()) {
+            return;
+        }
+        self.emit(PluginEvent::Progress {
+            progress,
+            total,
+            message,
+        });
+    }
+}
+
+impl volume_stats::Host for CallState {
+    fn stat(&mut self, path: String) -> Result<volume_stats::Stats, volume_stats::StatsError> {
+        let host = resolve_granted(&self.grants, &path)?;
+        let s = statvfs(&host).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => volume_stats::StatsError::NotFound(path.clone()),
+            _ => volume_stats::StatsError::Io(format!("{path}: {e}")),
+        })?;
+        Ok(s)
+    }
+}
+
+/// Maps a guest path to the host path it names, if it lies inside a grant, with
+/// symbolic links resolved and checked to stay inside that grant.
+pub fn resolve_granted(
+    grants: &[DirGrant],
+    guest: &str,
+) -> Result<PathBuf, volume_stats::StatsError> {
+    use volume_stats::StatsError;
+    let not_granted =
+        || StatsError::NotGranted(format!("{guest} is outside the granted directories"));
+    if !guest.starts_with('/') {
+        return Err(StatsError::NotGranted(format!(
+            "{guest}: give an absolute path inside a granted directory"
+        )));
+    }
+    // Lexical normalisation; `..` may not climb above the root.
+    let mut parts: Vec<&str> = Vec::new();
+    for part in guest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or_else(not_granted)?;
+            }
+            p => parts.push(p),
+        }
+    }
+    // The grant with the longest guest prefix wins.
+    let grant = grants
+        .iter()
+        .filter_map(|g| {
+            let prefix: Vec<&str> = g.guest.split('/').filter(|p| !p.is_empty()).collect();
+            parts.starts_with(&prefix).then_some((prefix.len(), g))
+        })
+        .max_by_key(|(len, _)| *len);
+    let Some((depth, grant)) = grant else {
+        return Err(not_granted());
+    };
+    let host = parts[depth..]
+        .iter()
+        .fold(grant.host.clone(), |p, part| p.join(part));
+    let real = std::fs::canonicalize(&host).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StatsError::NotFound(guest.to_owned()),
+        _ => StatsError::Io(format!("{guest}: {e}")),
+    })?;
+    if !real.starts_with(&grant.host) || real.components().any(|c| c == Component::ParentDir) {
+        return Err(StatsError::NotGranted(format!(
+            "{guest} resolves outside the granted directory"
+        )));
+    }
+    Ok(real)
+}
+
+fn statvfs(path: &Path) -> std::io::Result<volume_stats::Stats> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is NUL-terminated and `s` is writable memory of the right
+    // size, initialised by statvfs when it returns 0.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), s.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0.
+    let s = unsafe { s.assume_init() };
+    let frsize = s.f_frsize as u64;
+    Ok(volume_stats::Stats {
+        total_bytes: s.f_blocks as u64 * frsize,
+        free_bytes: s.f_bfree as u64 * frsize,
+        available_bytes: s.f_bavail as u64 * frsize,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DirMode;
+
+    #[test]
+    fn resolves_only_inside_grants() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", tmp.path().join("sub/out")).unwrap();
+        let grants = [DirGrant::new(tmp.path(), "/data", DirMode::Ro).unwrap()];
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(resolve_granted(&grants, "/data").unwrap(), root);
+        assert_eq!(
+            resolve_granted(&grants, "/data/sub/../sub").unwrap(),
+            root.join("sub")
+        );
+        for bad in [
+            "/",
+            "/etc",
+            "/data/..",
+            "/data/../etc",
+            "data",
+            "/datax",
+            "/data/sub/out",
+        ] {
+            assert!(
+                matches!(
+                    resolve_granted(&grants, bad),
+                    Err(volume_stats::StatsError::NotGranted(_))
+                ),
+                "{bad} should be refused"
+            );
+        }
+        assert!(matches!(
+            resolve_granted(&grants, "/data/missing"),
+            Err(volume_stats::StatsError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,790 @@
+//! The plugin runtime: compiles components, and runs every call in a fresh,
+//! locked-down instance.
+//!
+//! This module knows nothing of HTTP, tokens or JSON-RPC: it takes a plugin, a
+//! name and JSON arguments, and returns content or a [`CallError`].
+//!
+//! Per call: a permit from the concurrency limit, a fresh [`Store`] holding only
+//! the plugin's granted directories and environment variables (no network, no
+//! inherited stdio), a memory cap enforced by a resource limiter, an epoch
+//! deadline (the engine's epoch ticks every [`EPOCH_TICK`]; each tick the callback
+//! yields to tokio or ends the call once the deadline passed), and an instance made
+//! from the plugin's [`InstancePre`](wasmtime::component::InstancePre) in the
+//! pooling allocator. The store is dropped when the call ends, whatever happened.
+
+pub mod cache;
+mod host;
+pub mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, mpsc};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::{MemoryOutputPipe, SinkOutputStream};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::config::{DirGrant, DirMode, Limits, MAX_MEMORY_MB, PluginSettings};
+use crate::schema::ArgumentValidator;
+use crate::secrets::find_credential;
+pub use cache::Origin;
+pub use host::resolve_granted;
+use host::{CallState, DeadlineExceeded, MemoryLimitExceeded, MemoryLimiter};
+use types::*;
+
+pub(crate) mod bindings {
+    pub mod v0_1 {
+        wasmtime::component::bindgen!({
+            path: "../wit/v0.1.0",
+            world: "moat:plugin/plugin@0.1.0",
+            exports: { default: async },
+        });
+    }
+}
+
+use bindings::v0_1::{Plugin as PluginV01, PluginPre as PluginPreV01};
+
+/// How often the engine's epoch advances: the granularity of deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// Most instances alive at once; further calls wait for a permit.
+const MAX_INSTANCES: u32 = 256;
+/// Bytes of a plugin's stderr kept for error messages.
+const STDERR_CAPACITY: usize = 64 * 1024;
+/// The WIT package versions this host serves.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("not a moat plugin: {0}")]
+    WrongWorld(String),
+    #[error(
+        "imports {0}, which moat does not provide (plugins get WASI files, clocks and random, and moat's log, progress and volume-stats; no network)"
+    )]
+    UnsupportedImport(String),
+    #[error("{0}")]
+    Metadata(String),
+    #[error("credential in plugin metadata: {0}")]
+    Credential(String),
+    #[error("sidecar: {0}")]
+    Sidecar(String),
+}
+
+/// Why a call did not return a result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// No tool, resource or prompt has this name.
+    #[error("{0}")]
+    NotFound(String),
+    /// The arguments do not match the input schema (checked before the plugin runs)
+    /// or the plugin rejected them.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The tool ran and reported an error: a tool result with `isError`.
+    #[error("{0}")]
+    Failed(String),
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    MemoryLimit(String),
+    #[error("output of {size} bytes exceeds the limit of {limit} bytes")]
+    OutputTooLarge { size: usize, limit: u64 },
+    /// The plugin crashed (trap or panic).
+    #[error("plugin crashed: {0}")]
+    Crashed(String),
+    /// The plugin returned something malformed.
+    #[error("plugin returned an invalid result: {0}")]
+    BadOutput(String),
+    /// moat itself could not run the call.
+    #[error("cannot run the plugin: {0}")]
+    Host(String),
+}
+
+impl CallError {
+    /// True when the sandbox stopped the call (deadline, memory, output cap, crash).
+    pub fn is_sandbox_stop(&self) -> bool {
+        matches!(
+            self,
+            CallError::Timeout(_)
+                | CallError::MemoryLimit(_)
+                | CallError::OutputTooLarge { .. }
+                | CallError::Crashed(_)
+        )
+    }
+}
+
+impl From<bindings::v0_1::moat::plugin::types::CallError> for CallError {
+    fn from(e: bindings::v0_1::moat::plugin::types::CallError) -> Self {
+        use bindings::v0_1::moat::plugin::types::CallError as W;
+        match e {
+            W::Failed(m) => CallError::Failed(m),
+            W::InvalidArguments(m) => CallError::InvalidArguments(m),
+            W::NotFound(m) => CallError::NotFound(m),
+        }
+    }
+}
+
+/// Options for [`Runtime::new`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Compiles and runs plugins. One per process; cheap to share behind an `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: cache::ArtifactCache,
+    permits: Arc<Semaphore>,
+}
+
+/// Per-call extras from the caller.
+#[derive(Debug, Default, Clone)]
+pub struct CallContext {
+    /// Receives the plugin's log and progress events as they happen.
+    pub events: Option<mpsc::UnboundedSender<PluginEvent>>,
+}
+
+/// A loaded plugin: its compiled component ready to instantiate, what it offers,
+/// and what the operator grants it. Immutable; replaced whole on reload.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub path: PathBuf,
+    /// SHA-256 of the `.wasm` file, hex.
+    pub hash: String,
+    pub wit_version: String,
+    pub origin: Origin,
+    pub settings: PluginSettings,
+    pub tools: Vec<ToolInfo>,
+    pub resources: Vec<ResourceInfo>,
+    pub resource_templates: Vec<ResourceTemplateInfo>,
+    pub prompts: Vec<PromptInfo>,
+    /// Interfaces the component imports.
+    pub imports: Vec<String>,
+    grants: Arc<[DirGrant]>,
+    pre: PluginPreV01<CallState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("hash", &self.hash)
+            .field(
+                "tools",
+                &self.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    pub fn tool(&self, name: &str) -> Option<&ToolInfo> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+}
+
+fn engine_config() -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_core_instances(MAX_INSTANCES * 8)
+        .total_memories(MAX_INSTANCES * 2)
+        .total_tables(MAX_INSTANCES * 8)
+        .total_stacks(MAX_INSTANCES)
+        .max_memories_per_module(1)
+        .max_memory_size((MAX_MEMORY_MB as usize) << 20)
+        .max_unused_warm_slots(64);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .max_wasm_stack(1 << 20);
+    config
+}
+
+impl Runtime {
+    pub fn new(options: RuntimeOptions) -> Result<Self, String> {
+        let engine = Engine::new(&engine_config())
+            .map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+        PluginV01::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| e.to_string())?;
+        let cache = match options.cache_dir {
+            Some(dir) => cache::ArtifactCache::new(&engine, Some(dir)),
+            None => cache::ArtifactCache::disabled(&engine),
+        };
+        spawn_epoch_ticker(&engine);
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            permits: Arc::new(Semaphore::new(MAX_INSTANCES as usize - 16)),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache.dir()
+    }
+
+    /// Loads the plugin at `path` with `settings`. Compilation (when the component
+    /// is not cached) runs on tokio's blocking pool, off the request path.
+    pub async fn load(
+        &self,
+        path: &Path,
+        settings: PluginSettings,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        self.load_bytes(path, bytes, settings).await
+    }
+
+    /// Loads a plugin from its bytes; `path` names it.
+    pub async fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        settings: PluginSettings,
+    ) -> Result<LoadedPlugin, LoadError> {
+        check_component_header(&bytes)?;
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let (component, origin, hash) = tokio::task::spawn_blocking(move || {
+            let hash = hex::encode(Sha256::digest(&bytes));
+            cache
+                .load_or_compile(&engine, &bytes, &hash)
+                .map(|(c, o)| (c, o, hash))
+                .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))
+        })
+        .await
+        .map_err(|e| LoadError::Metadata(format!("compilation task failed: {e}")))??;
+        let (wit_version, imports) = self.check_world(&component)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            let msg = format!("{e:#}");
+            match imports.iter().find(|i| msg.contains(i.as_str())) {
+                Some(i) => LoadError::UnsupportedImport(i.clone()),
+                None => LoadError::UnsupportedImport(msg),
+            }
+        })?;
+        let pre =
+            PluginPreV01::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let name = plugin_name(path);
+        let grants: Arc<[DirGrant]> = settings.dirs.clone().into();
+        let mut plugin = LoadedPlugin {
+            name,
+            path: path.to_owned(),
+            hash,
+            wit_version,
+            origin,
+            settings,
+            tools: Vec::new(),
+            resources: Vec::new(),
+            resource_templates: Vec::new(),
+            prompts: Vec::new(),
+            imports,
+            grants,
+            pre,
+        };
+        self.read_catalogue(&mut plugin).await?;
+        Ok(plugin)
+    }
+
+    /// The WIT version the component was built against (from its export names)
+    /// and what it imports.
+    fn check_world(&self, component: &Component) -> Result<(String, Vec<String>), LoadError> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let Some(tools) = exports.iter().find(|e| e.starts_with("moat:plugin/tools@")) else {
+            return Err(LoadError::WrongWorld(format!(
+                "it does not export moat:plugin/tools (it exports: {}); build it with moat-sdk",
+                if exports.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    exports.join(", ")
+                }
+            )));
+        };
+        let version = tools.trim_start_matches("moat:plugin/tools@").to_owned();
+        if !SUPPORTED_WIT_VERSIONS.contains(&version.as_str()) {
+            return Err(LoadError::WrongWorld(format!(
+                "it was built against moat:plugin@{version}; this moat serves {}",
+                SUPPORTED_WIT_VERSIONS.join(", ")
+            )));
+        }
+        Ok((version, imports))
+    }
+
+    /// Asks the plugin what it offers (in a sandboxed instance, like any call) and
+    /// validates it.
+    async fn read_catalogue(&self, plugin: &mut LoadedPlugin) -> Result<(), LoadError> {
+        let (tools, resources, templates, prompts) = self
+            .with_instance(plugin, &CallContext::default(), async |store, p| {
+                let tools = p.moat_plugin_tools().call_list_tools(&mut *store).await?;
+                let resources = p
+                    .moat_plugin_resources()
+                    .call_list_resources(&mut *store)
+                    .await?;
+                let templates = p
+                    .moat_plugin_resources()
+                    .call_list_resource_templates(&mut *store)
+                    .await?;
+                let prompts = p
+                    .moat_plugin_prompts()
+                    .call_list_prompts(&mut *store)
+                    .await?;
+                Ok((tools, resources, templates, prompts))
+            })
+            .await
+            .map_err(|e| LoadError::Metadata(format!("listing its tools failed: {e}")))?;
+
+        let mut seen = std::collections::HashSet::new();
+        for t in tools {
+            if !valid_name(&t.name) {
+                return Err(LoadError::Metadata(format!(
+                    "tool name `{}` is invalid: use 1 to 128 characters of A-Z a-z 0-9 _ - .",
+                    t.name
+                )));
+            }
+            if !seen.insert(t.name.clone()) {
+                return Err(LoadError::Metadata(format!(
+                    "tool `{}` is declared twice",
+                    t.name
+                )));
+            }
+            let what = |field: &str| format!("tool `{}` {field}", t.name);
+            for (field, text) in [
+                ("description", Some(t.description.as_str())),
+                ("title", t.title.as_deref()),
+                ("input schema", Some(t.input_schema.as_str())),
+                ("output schema", t.output_schema.as_deref()),
+            ] {
+                if let Some(kind) = text.and_then(find_credential) {
+                    return Err(LoadError::Credential(format!(
+                        "{} contains what looks like {kind}; descriptions and schemas are sent to every client, so secrets must come from granted environment variables",
+                        what(field)
+                    )));
+                }
+            }
+            let input_schema: Value = serde_json::from_str(&t.input_schema).map_err(|e| {
+                LoadError::Metadata(
+                    format!("{}: input schema is not JSON: {e}", what("")).replace("  ", " "),
+                )
+            })?;
+            let validator = ArgumentValidator::new(&input_schema)
+                .map_err(|e| LoadError::Metadata(format!("tool `{}`: {e}", t.name)))?;
+            let output_schema = match &t.output_schema {
+                None => None,
+                Some(s) => {
+                    let v: Value = serde_json::from_str(s).map_err(|e| {
+                        LoadError::Metadata(format!(
+                            "tool `{}`: output schema is not JSON: {e}",
+                            t.name
+                        ))
+                    })?;
+                    if v.get("type").and_then(Value::as_str) != Some("object") {
+                        return Err(LoadError::Metadata(format!(
+                            "tool `{}`: the output schema must have \"type\": \"object\"",
+                            t.name
+                        )));
+                    }
+                    Some(v)
+                }
+            };
+            plugin.tools.push(ToolInfo {
+                name: t.name,
+                title: t.title,
+                description: t.description,
+                input_schema,
+                output_schema,
+                annotations: Annotations {
+                    read_only: t.annotations.read_only,
+                    destructive: t.annotations.destructive,
+                    idempotent: t.annotations.idempotent,
+                    open_world: t.annotations.open_world,
+                },
+                validator: Arc::new(validator),
+            });
+        }
+        plugin.resources = resources.into_iter().map(Into::into).collect();
+        plugin.resource_templates = templates.into_iter().map(Into::into).collect();
+        plugin.prompts = prompts.into_iter().map(Into::into).collect();
+        let texts = plugin
+            .resources
+            .iter()
+            .map(|r| {
+                (
+                    format!("resource `{}`", r.uri),
+                    [r.description.as_deref(), r.title.as_deref()],
+                )
+            })
+            .chain(plugin.resource_templates.iter().map(|r| {
+                (
+                    format!("resource template `{}`", r.uri_template),
+                    [r.description.as_deref(), r.title.as_deref()],
+                )
+            }))
+            .chain(plugin.prompts.iter().map(|p| {
+                (
+                    format!("prompt `{}`", p.name),
+                    [p.description.as_deref(), p.title.as_deref()],
+                )
+            }))
+            .chain(plugin.prompts.iter().flat_map(|p| {
+                p.arguments.iter().map(move |a| {
+                    (
+                        format!("prompt `{}` argument `{}`", p.name, a.name),
+                        [a.description.as_deref(), None],
+                    )
+                })
+            }));
+        for (what, fields) in texts {
+            if let Some(kind) = fields.into_iter().flatten().find_map(find_credential) {
+                return Err(LoadError::Credential(format!(
+                    "{what} contains what looks like {kind}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls a tool: validates `arguments` against its input schema, then runs it
+    /// in a fresh instance.
+    pub async fn call_tool(
+        &self,
+        plugin: &LoadedPlugin,
+        tool: &str,
+        arguments: &Value,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, CallError> {
+        let info = plugin
+            .tool(tool)
+            .ok_or_else(|| CallError::NotFound(format!("unknown tool `{tool}`")))?;
+        info.validator
+            .validate(arguments)
+            .map_err(CallError::InvalidArguments)?;
+        let args = arguments.to_string();
+        let limit = plugin.settings.limits.max_output_bytes;
+        let result = self
+            .with_instance(plugin, ctx, async |store, p| {
+                p.moat_plugin_tools()
+                    .call_call_tool(&mut *store, tool, &args)
+                    .await
+            })
+            .await??;
+        let structured = match result.structured {
+            None => None,
+            Some(s) => {
+                if s.len() as u64 > limit {
+                    return Err(CallError::OutputTooLarge {
+                        size: s.len(),
+                        limit,
+                    });
+                }
+                Some(serde_json::from_str::<Value>(&s).map_err(|e| {
+                    CallError::BadOutput(format!("structured content is not JSON: {e}"))
+                })?)
+            }
+        };
+        let output = ToolOutput {
+            content: result.content.into_iter().map(Into::into).collect(),
+            structured,
+        };
+        let size = output.size();
+        if size as u64 > limit {
+            return Err(CallError::OutputTooLarge { size, limit });
+        }
+        Ok(output)
+    }
+
+    /// Reads a resource the plugin serves.
+    pub async fn read_resource(
+        &self,
+        plugin: &LoadedPlugin,
+        uri: &str,
+        ctx: &CallContext,
+    ) -> Result<Vec<ResourceContents>, CallError> {
+        let limit = plugin.settings.limits.max_output_bytes;
+        let contents = self
+            .with_instance(plugin, ctx, async |store, p| {
+                p.moat_plugin_resources()
+                    .call_read_resource(&mut *store, uri)
+                    .await
+            })
+            .await??;
+        let size: usize = contents
+            .iter()
+            .map(|c| {
+                c.uri.len()
+                    + match &c.body {
+                        bindings::v0_1::moat::plugin::types::ResourceBody::Text(t) => t.len(),
+                        bindings::v0_1::moat::plugin::types::ResourceBody::Blob(b) => b.len(),
+                    }
+            })
+            .sum();
+        if size as u64 > limit {
+            return Err(CallError::OutputTooLarge { size, limit });
+        }
+        Ok(contents.into_iter().map(Into::into).collect())
+    }
+
+    /// Fills in a prompt the plugin serves.
+    pub async fn get_prompt(
+        &self,
+        plugin: &LoadedPlugin,
+        name: &str,
+        arguments: &[(String, String)],
+        ctx: &CallContext,
+    ) -> Result<PromptResult, CallError> {
+        let result = self
+            .with_instance(plugin, ctx, async |store, p| {
+                p.moat_plugin_prompts()
+                    .call_get_prompt(&mut *store, name, arguments)
+                    .await
+            })
+            .await??;
+        Ok(result.into())
+    }
+
+    /// Runs `f` against a fresh instance of `plugin`, inside the sandbox limits.
+    async fn with_instance<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &CallContext,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &PluginV01) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CallError::Host("the runtime is shutting down".into()))?;
+        let limits = plugin.settings.limits;
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let mut store = self.new_store(plugin, limits, ctx, stderr.clone())?;
+        let run = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            f(&mut store, &instance).await
+        };
+        // The epoch callback ends runaway wasm; this also ends a call parked in a
+        // host future (a long sleep) that never runs wasm to see the deadline.
+        let grace = Duration::from_millis(limits.timeout_ms) + EPOCH_TICK * 10;
+        let result = match tokio::time::timeout(grace, run).await {
+            Ok(r) => r,
+            Err(_) => return Err(CallError::Timeout(limits.timeout_ms)),
+        };
+        result.map_err(|e| classify(e, limits, &stderr))
+    }
+
+    fn new_store(
+        &self,
+        plugin: &LoadedPlugin,
+        limits: Limits,
+        ctx: &CallContext,
+        stderr: MemoryOutputPipe,
+    ) -> Result<Store<CallState>, CallError> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(SinkOutputStream).stderr(stderr);
+        for grant in plugin.grants.iter() {
+            let perms = match grant.mode {
+                DirMode::Ro => FsPerms::ReadOnly,
+                DirMode::Rw => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| {
+                    CallError::Host(format!(
+                        "cannot open granted directory {}: {e}",
+                        grant.host.display()
+                    ))
+                })?;
+        }
+        for name in &plugin.settings.env {
+            if let Ok(value) = std::env::var(name) {
+                wasi.env(name, value);
+            }
+        }
+        let state = CallState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            plugin: plugin.name.as_str().into(),
+            grants: plugin.grants.clone(),
+            events: ctx.events.clone(),
+            events_sent: 0,
+            deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
+            timeout_ms: limits.timeout_ms,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            if Instant::now() >= state.deadline {
+                return Err(DeadlineExceeded(state.timeout_ms).into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok(store)
+    }
+}
+
+/// Turns a wasmtime error from a call into what the caller is told.
+fn classify(e: wasmtime::Error, limits: Limits, stderr: &MemoryOutputPipe) -> CallError {
+    if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
+        return CallError::Timeout(d.0);
+    }
+    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return CallError::MemoryLimit(m.to_string());
+    }
+    let panic = panic_message(&stderr.contents());
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        let mut msg = match trap {
+            Trap::StackOverflow => "stack overflow".to_owned(),
+            Trap::UnreachableCodeReached if panic.is_some() => "panicked".to_owned(),
+            Trap::Interrupt => return CallError::Timeout(limits.timeout_ms),
+            other => other.to_string(),
+        };
+        if let Some(p) = panic {
+            msg = format!("{msg}: {p}");
+        }
+        if matches!(trap, Trap::UnreachableCodeReached) && msg.contains("memory allocation") {
+            return CallError::MemoryLimit(format!(
+                "memory limit of {} MiB exceeded: {msg}",
+                limits.memory_bytes >> 20
+            ));
+        }
+        return CallError::Crashed(msg);
+    }
+    CallError::Crashed(format!("{e:#}"))
+}
+
+/// The message of a Rust panic printed to stderr, if any.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let start = text.find("panicked at ")?;
+    let rest = &text[start..];
+    // "panicked at src/lib.rs:1:2:\nmessage\nnote: ..."
+    let mut lines = rest.lines();
+    let location = lines.next()?.trim_end_matches(':');
+    let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
+    let message = message.join(" ");
+    Some(if message.is_empty() {
+        location.to_owned()
+    } else {
+        format!("{message} ({location})")
+    })
+}
+
+/// A quick check that gives a clear message for files that are not components.
+fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::NotAComponent(
+            "the file does not start with the WebAssembly magic bytes".into(),
+        ));
+    }
+    // Version field: 1 = core module; 0x0d with layer 1 = component.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::NotAComponent(
+            "it is a core WebAssembly module, not a component; build for wasm32-wasip2".into(),
+        ));
+    }
+    if bytes[6..8] != [1, 0] {
+        return Err(LoadError::NotAComponent(
+            "unknown WebAssembly binary version".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// MCP tool names: 1 to 128 of `A-Z a-z 0-9 _ - .`.
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// `plugins/disk_usage.wasm` → `disk_usage`.
+pub fn plugin_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("moat-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_checked() {
+        assert!(matches!(
+            check_component_header(b"hello world"),
+            Err(LoadError::NotAComponent(_))
+        ));
+        let core = b"\0asm\x01\0\0\0";
+        let e = check_component_header(core).unwrap_err();
+        assert!(e.to_string().contains("core WebAssembly module"), "{e}");
+        assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let err = b"\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(err).unwrap(), "boom (src/lib.rs:10:5)");
+        assert_eq!(panic_message(b"nothing"), None);
+    }
+
+    #[test]
+    fn tool_names() {
+        assert!(valid_name("disk_usage"));
+        assert!(valid_name("a.b-c"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("has space"));
+        assert!(!valid_name(&"x".repeat(129)));
+    }
+}

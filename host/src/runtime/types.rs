@@ -1,0 +1,263 @@
+//! What plugins declare and return, independent of the WIT version they were built
+//! against. Only this module's converters know the generated binding types.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::bindings::v0_1::moat::plugin::types as w01;
+use crate::schema::ArgumentValidator;
+
+/// Tool annotations, as MCP clients see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+/// A tool, validated at load time.
+#[derive(Debug, Clone)]
+pub struct ToolInfo {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub input_schema: Value,
+    pub output_schema: Option<Value>,
+    pub annotations: Annotations,
+    pub(crate) validator: Arc<ArgumentValidator>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceInfo {
+    pub uri: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceTemplateInfo {
+    pub uri_template: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromptArgument {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromptInfo {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub arguments: Vec<PromptArgument>,
+}
+
+/// The body of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceBody {
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceContents {
+    pub uri: String,
+    pub mime_type: Option<String>,
+    pub body: ResourceBody,
+}
+
+/// One item of a tool result or prompt message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Text(String),
+    Image { data: Vec<u8>, mime_type: String },
+    Audio { data: Vec<u8>, mime_type: String },
+    Resource(ResourceContents),
+}
+
+/// The result of a successful tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub content: Vec<Content>,
+    /// A JSON object matching the tool's output schema.
+    pub structured: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptMessage {
+    pub role: Role,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptResult {
+    pub description: Option<String>,
+    pub messages: Vec<PromptMessage>,
+}
+
+/// Something a plugin reported while a call ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginEvent {
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    Progress {
+        progress: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+}
+
+impl ToolOutput {
+    /// Bytes of payload: text, binary data and structured JSON.
+    pub fn size(&self) -> usize {
+        let structured = self.structured.as_ref().map_or(0, |v| v.to_string().len());
+        self.content.iter().map(Content::size).sum::<usize>() + structured
+    }
+}
+
+impl Content {
+    fn size(&self) -> usize {
+        match self {
+            Content::Text(t) => t.len(),
+            Content::Image { data, mime_type } | Content::Audio { data, mime_type } => {
+                data.len() + mime_type.len()
+            }
+            Content::Resource(r) => r.size(),
+        }
+    }
+}
+
+impl ResourceContents {
+    pub fn size(&self) -> usize {
+        self.uri.len()
+            + match &self.body {
+                ResourceBody::Text(t) => t.len(),
+                ResourceBody::Blob(b) => b.len(),
+            }
+    }
+}
+
+// Conversions from the 0.1 bindings.
+
+impl From<w01::ResourceContents> for ResourceContents {
+    fn from(r: w01::ResourceContents) -> Self {
+        ResourceContents {
+            uri: r.uri,
+            mime_type: r.mime_type,
+            body: match r.body {
+                w01::ResourceBody::Text(t) => ResourceBody::Text(t),
+                w01::ResourceBody::Blob(b) => ResourceBody::Blob(b),
+            },
+        }
+    }
+}
+
+impl From<w01::Content> for Content {
+    fn from(c: w01::Content) -> Self {
+        match c {
+            w01::Content::Text(t) => Content::Text(t),
+            w01::Content::Image(m) => Content::Image {
+                data: m.data,
+                mime_type: m.mime_type,
+            },
+            w01::Content::Audio(m) => Content::Audio {
+                data: m.data,
+                mime_type: m.mime_type,
+            },
+            w01::Content::Resource(r) => Content::Resource(r.into()),
+        }
+    }
+}
+
+impl From<w01::PromptResult> for PromptResult {
+    fn from(p: w01::PromptResult) -> Self {
+        PromptResult {
+            description: p.description,
+            messages: p
+                .messages
+                .into_iter()
+                .map(|m| PromptMessage {
+                    role: match m.role {
+                        w01::Role::User => Role::User,
+                        w01::Role::Assistant => Role::Assistant,
+                    },
+                    content: m.content.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<w01::Resource> for ResourceInfo {
+    fn from(r: w01::Resource) -> Self {
+        ResourceInfo {
+            uri: r.uri,
+            name: r.name,
+            title: r.title,
+            description: r.description,
+            mime_type: r.mime_type,
+        }
+    }
+}
+
+impl From<w01::ResourceTemplate> for ResourceTemplateInfo {
+    fn from(r: w01::ResourceTemplate) -> Self {
+        ResourceTemplateInfo {
+            uri_template: r.uri_template,
+            name: r.name,
+            title: r.title,
+            description: r.description,
+            mime_type: r.mime_type,
+        }
+    }
+}
+
+impl From<w01::Prompt> for PromptInfo {
+    fn from(p: w01::Prompt) -> Self {
+        PromptInfo {
+            name: p.name,
+            title: p.title,
+            description: p.description,
+            arguments: p
+                .arguments
+                .into_iter()
+                .map(|a| PromptArgument {
+                    name: a.name,
+                    description: a.description,
+                    required: a.required,
+                })
+                .collect(),
+        }
+    }
+}

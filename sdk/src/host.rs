@@ -1,0 +1,136 @@
+//! What the host offers a plugin: logging, progress and filesystem statistics.
+//!
+//! Inside moat these call the host; natively (in `cargo test`) logs and progress go
+//! to [`crate::testing`] and `volume_stats` asks the local filesystem.
+
+use std::fmt;
+
+/// Severity of a log message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+}
+
+/// Size of a filesystem, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeStats {
+    pub total_bytes: u64,
+    /// Free, including blocks reserved for the superuser.
+    pub free_bytes: u64,
+    /// Available to unprivileged users.
+    pub available_bytes: u64,
+}
+
+/// Why [`volume_stats`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeStatsError {
+    /// The path is outside every directory the operator granted this plugin.
+    NotGranted(String),
+    NotFound(String),
+    Io(String),
+}
+
+impl fmt::Display for VolumeStatsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VolumeStatsError::NotGranted(m) => write!(f, "not granted: {m}"),
+            VolumeStatsError::NotFound(m) => write!(f, "not found: {m}"),
+            VolumeStatsError::Io(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for VolumeStatsError {}
+
+/// Sends a log message to the host (and on to MCP clients that asked for logs).
+pub fn log(level: LogLevel, message: &str) {
+    imp::log(level, message)
+}
+
+/// Reports progress of the tool call in flight; `progress` should rise with each call.
+pub fn progress(progress: f64, total: Option<f64>, message: Option<&str>) {
+    imp::progress(progress, total, message)
+}
+
+/// Statistics of the filesystem holding `path`, a path inside a granted directory.
+pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
+    imp::volume_stats(path)
+}
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use super::*;
+    use crate::wasm::bindings::moat::plugin::{
+        log as wit_log, progress as wit_progress, volume_stats as wit_stats,
+    };
+
+    pub fn log(level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Debug => wit_log::Level::Debug,
+            LogLevel::Info => wit_log::Level::Info,
+            LogLevel::Notice => wit_log::Level::Notice,
+            LogLevel::Warning => wit_log::Level::Warning,
+            LogLevel::Error => wit_log::Level::Error,
+        };
+        wit_log::log(level, message);
+    }
+
+    pub fn progress(progress: f64, total: Option<f64>, message: Option<&str>) {
+        wit_progress::report(progress, total, message);
+    }
+
+    pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
+        match wit_stats::stat(path) {
+            Ok(s) => Ok(VolumeStats {
+                total_bytes: s.total_bytes,
+                free_bytes: s.free_bytes,
+                available_bytes: s.available_bytes,
+            }),
+            Err(wit_stats::StatsError::NotGranted(m)) => Err(VolumeStatsError::NotGranted(m)),
+            Err(wit_stats::StatsError::NotFound(m)) => Err(VolumeStatsError::NotFound(m)),
+            Err(wit_stats::StatsError::Io(m)) => Err(VolumeStatsError::Io(m)),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use super::*;
+
+    pub fn log(level: LogLevel, message: &str) {
+        crate::testing::record_log(level, message);
+    }
+
+    pub fn progress(progress: f64, total: Option<f64>, message: Option<&str>) {
+        crate::testing::record_progress(progress, total, message);
+    }
+
+    pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
+        use std::ffi::CString;
+        let c_path =
+            CString::new(path).map_err(|_| VolumeStatsError::Io("path contains NUL".into()))?;
+        let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c_path` is a valid NUL-terminated string and `s` is writable
+        // memory of the right size; statvfs initialises it when it returns 0.
+        let rc = unsafe { libc::statvfs(c_path.as_ptr(), s.as_mut_ptr()) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(match err.kind() {
+                std::io::ErrorKind::NotFound => VolumeStatsError::NotFound(path.to_owned()),
+                _ => VolumeStatsError::Io(format!("{path}: {err}")),
+            });
+        }
+        // SAFETY: statvfs returned 0, so `s` is initialised.
+        let s = unsafe { s.assume_init() };
+        let frsize = s.f_frsize as u64;
+        Ok(VolumeStats {
+            total_bytes: s.f_blocks as u64 * frsize,
+            free_bytes: s.f_bfree as u64 * frsize,
+            available_bytes: s.f_bavail as u64 * frsize,
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! Call a plugin's tools, resources and prompts natively, in a plain `cargo test`.
+//!
+//! ```ignore
+//! let out = moat_sdk::testing::call_tool::<DiskUsage>("disk_usage", json!({"path": "/"}))?;
+//! ```
+//!
+//! Host imports work natively too: [`crate::log`] and [`crate::progress`] are
+//! recorded (see [`take_logs`]) and [`crate::volume_stats`] reads the local
+//! filesystem. There is no sandbox here: run the built `.wasm` with `moat call` for that.
+
+use std::cell::RefCell;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::content::{ResourceContents, ToolOutput};
+use crate::host::LogLevel;
+use crate::plugin::{self, CallError, Plugin, PromptResult};
+
+thread_local! {
+    static LOGS: RefCell<Vec<(LogLevel, String)>> = const { RefCell::new(Vec::new()) };
+    static PROGRESS: RefCell<Vec<(f64, Option<f64>, Option<String>)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn record_log(level: LogLevel, message: &str) {
+    LOGS.with(|l| l.borrow_mut().push((level, message.to_owned())));
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn record_progress(progress: f64, total: Option<f64>, message: Option<&str>) {
+    PROGRESS.with(|p| {
+        p.borrow_mut()
+            .push((progress, total, message.map(str::to_owned)))
+    });
+}
+
+/// The log messages this thread's tool calls sent since the last call, oldest first.
+pub fn take_logs() -> Vec<(LogLevel, String)> {
+    LOGS.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+/// The progress reports this thread's tool calls sent since the last call.
+pub fn take_progress() -> Vec<(f64, Option<f64>, Option<String>)> {
+    PROGRESS.with(|p| std::mem::take(&mut *p.borrow_mut()))
+}
+
+/// Calls a tool with JSON arguments, as the host would.
+pub fn call_tool<P: Plugin>(name: &str, arguments: Value) -> Result<ToolOutput, CallError> {
+    plugin::call_tool::<P>(name, &arguments.to_string())
+}
+
+/// Calls a tool and decodes its structured result.
+pub fn call_structured<P: Plugin, T: DeserializeOwned>(
+    name: &str,
+    arguments: Value,
+) -> Result<T, CallError> {
+    let out = call_tool::<P>(name, arguments)?;
+    let value = out.structured.ok_or_else(|| {
+        CallError::Failed(format!("tool `{name}` returned no structured content"))
+    })?;
+    serde_json::from_value(value).map_err(|e| CallError::Failed(e.to_string()))
+}
+
+/// Reads a resource by URI.
+pub fn read_resource<P: Plugin>(uri: &str) -> Result<ResourceContents, CallError> {
+    plugin::read_resource::<P>(uri)
+}
+
+/// Fills in a prompt.
+pub fn get_prompt<P: Plugin>(
+    name: &str,
+    arguments: &[(&str, &str)],
+) -> Result<PromptResult, CallError> {
+    let args: Map<String, Value> = arguments
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+        .collect();
+    plugin::get_prompt::<P>(name, &args)
+}
+
+/// The input schema of a tool, as the host would see it.
+pub fn input_schema<P: Plugin>(name: &str) -> Option<Value> {
+    P::tools()
+        .into_iter()
+        .find(|t| t.name == name)
+        .map(|t| (t.input_schema)())
+}
+
+/// The output schema of a tool, if it returns structured content.
+pub fn output_schema<P: Plugin>(name: &str) -> Option<Value> {
+    P::tools()
+        .into_iter()
+        .find(|t| t.name == name)
+        .and_then(|t| (t.output_schema)())
+}

@@ -1,0 +1,4 @@
+//! A plain WASI command: a valid component, but not a moat plugin.
+fn main() {
+    println!("I am a command, not a plugin");
+}
