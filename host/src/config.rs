@@ -11,10 +11,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
@@ -36,11 +33,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            memory_bytes: 64 << 20,
-            timeout_ms: 5000,
-            max_output_bytes: 1 << 20,
-        }
+        Limits { memory_bytes: 64 << 20, timeout_ms: 5000, max_output_bytes: 1 << 20 }
     }
 }
 
@@ -54,24 +47,17 @@ struct RawLimits {
 
 impl RawLimits {
     fn apply(&self, base: Limits, path: &Path) -> Result<Limits, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
         let mut limits = base;
         if let Some(mb) = self.memory_mb {
             if mb == 0 || mb > MAX_MEMORY_MB {
-                return Err(invalid(format!(
-                    "memory_mb = {mb}: must be between 1 and {MAX_MEMORY_MB}"
-                )));
+                return Err(invalid(format!("memory_mb = {mb}: must be between 1 and {MAX_MEMORY_MB}")));
             }
             limits.memory_bytes = mb << 20;
         }
         if let Some(ms) = self.timeout_ms {
             if ms == 0 || ms > 3_600_000 {
-                return Err(invalid(format!(
-                    "timeout_ms = {ms}: must be between 1 and 3600000"
-                )));
+                return Err(invalid(format!("timeout_ms = {ms}: must be between 1 and 3600000")));
             }
             limits.timeout_ms = ms;
         }
@@ -107,21 +93,14 @@ impl DirGrant {
     /// Validates a grant: the host directory must exist; the guest path must be
     /// absolute and free of `.`/`..`.
     pub fn new(host: &Path, guest: &str, mode: DirMode) -> Result<Self, String> {
-        let canonical = std::fs::canonicalize(host)
-            .map_err(|e| format!("granted directory {}: {e}", host.display()))?;
+        let canonical =
+            std::fs::canonicalize(host).map_err(|e| format!("granted directory {}: {e}", host.display()))?;
         if !canonical.is_dir() {
-            return Err(format!(
-                "granted path {} is not a directory",
-                host.display()
-            ));
+            return Err(format!("granted path {} is not a directory", host.display()));
         }
         let guest = normalize_guest(guest)
             .ok_or_else(|| format!("guest path `{guest}` must be absolute, without `.` or `..`"))?;
-        Ok(DirGrant {
-            host: canonical,
-            guest,
-            mode,
-        })
+        Ok(DirGrant { host: canonical, guest, mode })
     }
 
     /// Parses `HOST[:GUEST][:ro|rw]` as given to `moat call --dir`.
@@ -225,10 +204,7 @@ pub struct PluginSettings {
 impl PluginSettings {
     /// Settings with no grants and the given limits.
     pub fn with_limits(limits: Limits) -> Self {
-        PluginSettings {
-            limits,
-            ..Default::default()
-        }
+        PluginSettings { limits, ..Default::default() }
     }
 
     /// Reads `path` (a sidecar) if it exists; relative host paths in it are
@@ -240,74 +216,45 @@ impl PluginSettings {
                 return Ok(Self::with_limits(defaults));
             }
             Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                });
+                return Err(ConfigError::Read { path: path.to_owned(), source });
             }
         };
         Self::parse_sidecar(&text, path, defaults)
     }
 
     pub fn parse_sidecar(text: &str, path: &Path, defaults: Limits) -> Result<Self, ConfigError> {
-        let raw: RawSidecar = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
+        let raw: RawSidecar =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
         let base = path.parent().unwrap_or(Path::new("."));
         let mut dirs = Vec::new();
         for d in &raw.grants.dirs {
-            let host = if d.host.is_absolute() {
-                d.host.clone()
-            } else {
-                base.join(&d.host)
-            };
+            let host = if d.host.is_absolute() { d.host.clone() } else { base.join(&d.host) };
             let guest = d.guest.clone().unwrap_or_else(|| "/data".into());
-            let grant =
-                DirGrant::new(&host, &guest, d.mode.unwrap_or(DirMode::Ro)).map_err(invalid)?;
+            let grant = DirGrant::new(&host, &guest, d.mode.unwrap_or(DirMode::Ro)).map_err(invalid)?;
             if dirs.iter().any(|g: &DirGrant| g.guest == grant.guest) {
-                return Err(invalid(format!(
-                    "guest path {} is granted twice",
-                    grant.guest
-                )));
+                return Err(invalid(format!("guest path {} is granted twice", grant.guest)));
             }
             dirs.push(grant);
         }
         for name in &raw.grants.env {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
-                return Err(invalid(format!(
-                    "`{name}` is not an environment variable name"
-                )));
+                return Err(invalid(format!("`{name}` is not an environment variable name")));
             }
         }
         for (tool, policy) in &raw.tools {
             if let Some(rl) = policy.rate_limit
                 && (rl.per_minute == 0 || rl.burst == 0)
             {
-                return Err(invalid(format!(
-                    "tools.{tool}.rate_limit: per_minute and burst must be positive"
-                )));
+                return Err(invalid(format!("tools.{tool}.rate_limit: per_minute and burst must be positive")));
             }
             if let Some(scopes) = &policy.scopes
-                && let Some(bad) = scopes
-                    .iter()
-                    .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+                && let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace))
             {
-                return Err(invalid(format!(
-                    "tools.{tool}.scopes: `{bad}` is not a scope"
-                )));
+                return Err(invalid(format!("tools.{tool}.scopes: `{bad}` is not a scope")));
             }
         }
-        Ok(PluginSettings {
-            dirs,
-            env: raw.grants.env,
-            limits: raw.limits.apply(defaults, path)?,
-            tools: raw.tools,
-        })
+        Ok(PluginSettings { dirs, env: raw.grants.env, limits: raw.limits.apply(defaults, path)?, tools: raw.tools })
     }
 }
 
@@ -421,10 +368,7 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (text, origin) = match path {
             Some(p) => (
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?,
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?,
                 p.to_owned(),
             ),
             None => (String::new(), PathBuf::from("<defaults>")),
@@ -435,10 +379,7 @@ impl Config {
 
     /// Parses `text` with overrides taken from `env` (name, value) pairs.
     pub fn parse(text: &str, origin: &Path, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let parse_err = |message: String| ConfigError::Parse {
-            path: origin.to_owned(),
-            message,
-        };
+        let parse_err = |message: String| ConfigError::Parse { path: origin.to_owned(), message };
         let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         for (section, key) in ENV_KEYS {
             let name = format!("MOAT_{}_{}", section.to_uppercase(), key.to_uppercase());
@@ -450,45 +391,26 @@ impl Config {
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(value.clone()));
-            let sec = table
-                .entry(section.to_string())
-                .or_insert_with(|| toml::Value::Table(Default::default()));
+            let sec = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
             let toml::Value::Table(sec) = sec else {
-                return Err(ConfigError::Env {
-                    name,
-                    message: format!("[{section}] is not a table"),
-                });
+                return Err(ConfigError::Env { name, message: format!("[{section}] is not a table") });
             };
             sec.insert(key.to_string(), parsed);
         }
-        let raw: RawConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        let raw: RawConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
         Self::validate(raw, origin)
     }
 
     fn validate(raw: RawConfig, origin: &Path) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: origin.to_owned(),
-            message,
-        };
-        let base = origin
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let invalid = |message: String| ConfigError::Invalid { path: origin.to_owned(), message };
+        let base = origin.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let rel = |p: PathBuf| {
-            if p.is_absolute() || origin == Path::new("<defaults>") {
-                p
-            } else {
-                base.join(p)
-            }
+            if p.is_absolute() || origin == Path::new("<defaults>") { p } else { base.join(p) }
         };
 
         let server = ServerConfig {
-            listen: raw
-                .server
-                .listen
-                .unwrap_or_else(|| "127.0.0.1:8000".parse().expect("valid address")),
+            listen: raw.server.listen.unwrap_or_else(|| "127.0.0.1:8000".parse().expect("valid address")),
             public_url: raw.server.public_url,
             allowed_origins: raw.server.allowed_origins,
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20),
@@ -500,23 +422,13 @@ impl Config {
         let auth = match raw.auth {
             None => None,
             Some(a) => {
-                let issuer = a
-                    .issuer
-                    .ok_or_else(|| invalid("[auth] needs `issuer`".into()))?;
+                let issuer = a.issuer.ok_or_else(|| invalid("[auth] needs `issuer`".into()))?;
                 if a.jwks_uri.is_none() && a.public_key_files.is_empty() {
-                    return Err(invalid(
-                        "[auth] needs `jwks_uri` or `public_key_files`".into(),
-                    ));
+                    return Err(invalid("[auth] needs `jwks_uri` or `public_key_files`".into()));
                 }
-                let algorithms = if a.algorithms.is_empty() {
-                    vec!["RS256".into(), "ES256".into()]
-                } else {
-                    a.algorithms
-                };
-                if let Some(bad) = algorithms
-                    .iter()
-                    .find(|alg| !ALLOWED_ALGORITHMS.contains(&alg.as_str()))
-                {
+                let algorithms =
+                    if a.algorithms.is_empty() { vec!["RS256".into(), "ES256".into()] } else { a.algorithms };
+                if let Some(bad) = algorithms.iter().find(|alg| !ALLOWED_ALGORITHMS.contains(&alg.as_str())) {
                     return Err(invalid(format!(
                         "auth.algorithms: `{bad}` is not allowed; use asymmetric ones: {}",
                         ALLOWED_ALGORITHMS.join(", ")
@@ -539,35 +451,23 @@ impl Config {
             cache_dir: raw.plugins.cache_dir.map(rel),
             defaults: raw.plugins.defaults.apply(Limits::default(), origin)?,
         };
-        if plugins
-            .dir
-            .components()
-            .any(|c| matches!(c, Component::Prefix(_)))
-        {
+        if plugins.dir.components().any(|c| matches!(c, Component::Prefix(_))) {
             return Err(invalid("plugins.dir is not a usable path".into()));
         }
-        Ok(Config {
-            server,
-            auth,
-            plugins,
-        })
+        Ok(Config { server, auth, plugins })
     }
 }
 
 /// Signature algorithms a token may use: asymmetric only.
-pub const ALLOWED_ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
+pub const ALLOWED_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -578,10 +478,7 @@ mod tests {
         let c = Config::parse(
             "[plugins]\ndir = \"p\"\n[plugins.defaults]\nmemory_mb = 32\n",
             Path::new("/etc/moat/moat.toml"),
-            &env(&[
-                ("MOAT_PLUGINS_WATCH", "false"),
-                ("MOAT_SERVER_LISTEN", "127.0.0.1:0"),
-            ]),
+            &env(&[("MOAT_PLUGINS_WATCH", "false"), ("MOAT_SERVER_LISTEN", "127.0.0.1:0")]),
         )
         .unwrap();
         assert_eq!(c.plugins.dir, PathBuf::from("/etc/moat/p"));
@@ -601,12 +498,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("HS256"), "{e}");
-        let e = Config::parse(
-            "[plugins.defaults]\nmemory_mb = 0\n",
-            Path::new("m.toml"),
-            &[],
-        )
-        .unwrap_err();
+        let e = Config::parse("[plugins.defaults]\nmemory_mb = 0\n", Path::new("m.toml"), &[]).unwrap_err();
         assert!(e.to_string().contains("memory_mb"), "{e}");
     }
 
@@ -625,20 +517,11 @@ mod tests {
         assert_eq!(s.env, vec!["API_KEY"]);
         assert_eq!(s.limits.timeout_ms, 100);
         assert_eq!(s.limits.memory_bytes, Limits::default().memory_bytes);
-        assert_eq!(
-            s.tools["x"].rate_limit,
-            Some(RateLimit {
-                per_minute: 5,
-                burst: 1
-            })
-        );
+        assert_eq!(s.tools["x"].rate_limit, Some(RateLimit { per_minute: 5, burst: 1 }));
 
-        let e = PluginSettings::parse_sidecar(
-            "[grants]\ndirs = [{ host = \"/nonexistent/x\" }]",
-            &path,
-            Limits::default(),
-        )
-        .unwrap_err();
+        let e =
+            PluginSettings::parse_sidecar("[grants]\ndirs = [{ host = \"/nonexistent/x\" }]", &path, Limits::default())
+                .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x"), "{e}");
         let e = PluginSettings::parse_sidecar("[grant]\n", &path, Limits::default()).unwrap_err();
         assert!(e.to_string().contains("grant"), "{e}");
@@ -647,10 +530,7 @@ mod tests {
     #[test]
     fn cli_dir_specs() {
         let g = DirGrant::parse_cli("/:/:ro").unwrap();
-        assert_eq!(
-            (g.host.as_path(), g.guest.as_str(), g.mode),
-            (Path::new("/"), "/", DirMode::Ro)
-        );
+        assert_eq!((g.host.as_path(), g.guest.as_str(), g.mode), (Path::new("/"), "/", DirMode::Ro));
         let tmp = tempfile::tempdir().unwrap();
         let spec = format!("{}:/work:rw", tmp.path().display());
         let g = DirGrant::parse_cli(&spec).unwrap();

@@ -13,11 +13,7 @@ use moat::runtime::types::ToolOutput;
 use moat::runtime::{CallContext, CallError, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
 #[derive(Parser)]
-#[command(
-    name = "moat",
-    version,
-    about = "MCP host that runs every tool as a sandboxed WebAssembly component"
-)]
+#[command(name = "moat", version, about = "MCP host that runs every tool as a sandboxed WebAssembly component")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,10 +65,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -91,44 +84,25 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect { file, json } => inspect(&file, json).await,
-        Command::Call {
-            file,
-            tool,
-            arguments,
-            dirs,
-            envs,
-            timeout_ms,
-            memory_mb,
-        } => call(&file, &tool, &arguments, &dirs, envs, timeout_ms, memory_mb).await,
+        Command::Call { file, tool, arguments, dirs, envs, timeout_ms, memory_mb } => {
+            call(&file, &tool, &arguments, &dirs, envs, timeout_ms, memory_mb).await
+        }
         Command::Check { config, plugins } => check(config.as_deref(), plugins).await,
     }
 }
 
 fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
-    Runtime::new(RuntimeOptions {
-        cache_dir: cache_dir.or_else(cache::default_dir),
-    })
-    .map_err(anyhow::Error::msg)
+    Runtime::new(RuntimeOptions { cache_dir: cache_dir.or_else(cache::default_dir) }).map_err(anyhow::Error::msg)
 }
 
-async fn load_one(
-    runtime: &Runtime,
-    file: &Path,
-    settings: PluginSettings,
-) -> Result<LoadedPlugin> {
-    runtime
-        .load(file, settings)
-        .await
-        .with_context(|| format!("{} cannot be loaded", file.display()))
+async fn load_one(runtime: &Runtime, file: &Path, settings: PluginSettings) -> Result<LoadedPlugin> {
+    runtime.load(file, settings).await.with_context(|| format!("{} cannot be loaded", file.display()))
 }
 
 async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
@@ -162,12 +136,7 @@ async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{}  moat:plugin@{}  sha256:{}",
-        file.display(),
-        plugin.wit_version,
-        &plugin.hash[..16]
-    );
+    println!("{}  moat:plugin@{}  sha256:{}", file.display(), plugin.wit_version, &plugin.hash[..16]);
     println!("\ntools:");
     for t in &plugin.tools {
         let a = t.annotations;
@@ -183,10 +152,7 @@ async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
         println!(
             "  {}{}  [{}]",
             t.name,
-            t.title
-                .as_deref()
-                .map(|s| format!(" — {s}"))
-                .unwrap_or_default(),
+            t.title.as_deref().map(|s| format!(" — {s}")).unwrap_or_default(),
             flags.join(", ")
         );
         println!("    {}", t.description);
@@ -206,27 +172,15 @@ async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
             );
         }
         for r in &plugin.resource_templates {
-            println!(
-                "  {} (template)  {}",
-                r.uri_template,
-                r.description.as_deref().unwrap_or("")
-            );
+            println!("  {} (template)  {}", r.uri_template, r.description.as_deref().unwrap_or(""));
         }
     }
     if !plugin.prompts.is_empty() {
         println!("\nprompts:");
         for p in &plugin.prompts {
-            let args: Vec<String> = p
-                .arguments
-                .iter()
-                .map(|a| format!("{}{}", a.name, if a.required { "" } else { "?" }))
-                .collect();
-            println!(
-                "  {}({})  {}",
-                p.name,
-                args.join(", "),
-                p.description.as_deref().unwrap_or("")
-            );
+            let args: Vec<String> =
+                p.arguments.iter().map(|a| format!("{}{}", a.name, if a.required { "" } else { "?" })).collect();
+            println!("  {}({})  {}", p.name, args.join(", "), p.description.as_deref().unwrap_or(""));
         }
     }
     println!("\nimports:");
@@ -246,8 +200,7 @@ async fn call(
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
 ) -> Result<ExitCode> {
-    let arguments: Value =
-        serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
+    let arguments: Value = serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
     if !arguments.is_object() {
         bail!("the arguments must be a JSON object");
     }
@@ -257,26 +210,18 @@ async fn call(
     }
     if let Some(mb) = memory_mb {
         if mb == 0 || mb > moat::config::MAX_MEMORY_MB {
-            bail!(
-                "--memory-mb must be between 1 and {}",
-                moat::config::MAX_MEMORY_MB
-            );
+            bail!("--memory-mb must be between 1 and {}", moat::config::MAX_MEMORY_MB);
         }
         limits.memory_bytes = mb << 20;
     }
     let mut settings = PluginSettings::with_limits(limits);
     for spec in dirs {
-        settings
-            .dirs
-            .push(DirGrant::parse_cli(spec).map_err(anyhow::Error::msg)?);
+        settings.dirs.push(DirGrant::parse_cli(spec).map_err(anyhow::Error::msg)?);
     }
     settings.env = env;
     let runtime = runtime(None)?;
     let plugin = load_one(&runtime, file, settings).await?;
-    match runtime
-        .call_tool(&plugin, tool, &arguments, &CallContext::default())
-        .await
-    {
+    match runtime.call_tool(&plugin, tool, &arguments, &CallContext::default()).await {
         Ok(out) => {
             println!("{}", serde_json::to_string_pretty(&tool_result_json(&out))?);
             Ok(ExitCode::SUCCESS)
@@ -343,10 +288,7 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
         );
     }
     for s in registry.orphan_sidecars() {
-        println!(
-            "warn   {}: sidecar without a component beside it",
-            s.display()
-        );
+        println!("warn   {}: sidecar without a component beside it", s.display());
     }
     for f in registry.failures() {
         println!("error  {}: {}", f.path.display(), f.error);

@@ -23,10 +23,7 @@ pub struct LoadFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot read the plugins directory {path}: {source}")]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadDir { path: PathBuf, source: std::io::Error },
 }
 
 /// The loaded plugins and an index of what they offer.
@@ -42,10 +39,7 @@ pub struct Registry {
 
 /// The component files in `dir`, sorted, and sidecars without a component.
 pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::ReadDir {
-        path: dir.to_owned(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::ReadDir { path: dir.to_owned(), source })?;
     let mut wasm = Vec::new();
     let mut toml = Vec::new();
     for entry in entries.flatten() {
@@ -63,32 +57,18 @@ pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryErro
         }
     }
     wasm.sort();
-    let orphans = toml
-        .into_iter()
-        .filter(|t| !wasm.iter().any(|w| w.with_extension("toml") == *t))
-        .collect();
+    let orphans = toml.into_iter().filter(|t| !wasm.iter().any(|w| w.with_extension("toml") == *t)).collect();
     Ok((wasm, orphans))
 }
 
 impl Registry {
     /// Loads every plugin in `dir`.
-    pub async fn load_dir(
-        runtime: &Runtime,
-        dir: &Path,
-        defaults: Limits,
-    ) -> Result<Self, RegistryError> {
+    pub async fn load_dir(runtime: &Runtime, dir: &Path, defaults: Limits) -> Result<Self, RegistryError> {
         let (files, orphan_sidecars) = scan_dir(dir)?;
-        let mut registry = Registry {
-            orphan_sidecars,
-            ..Default::default()
-        };
+        let mut registry = Registry { orphan_sidecars, ..Default::default() };
         for path in files {
-            let result = match PluginSettings::load_sidecar(&path.with_extension("toml"), defaults)
-            {
-                Ok(settings) => runtime
-                    .load(&path, settings)
-                    .await
-                    .map_err(|e| e.to_string()),
+            let result = match PluginSettings::load_sidecar(&path.with_extension("toml"), defaults) {
+                Ok(settings) => runtime.load(&path, settings).await.map_err(|e| e.to_string()),
                 Err(e) => Err(format!("sidecar: {e}")),
             };
             match result.and_then(|p| registry.add(p)) {
@@ -167,8 +147,6 @@ impl Registry {
 
     /// Every tool, in name order.
     pub fn tools(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &ToolInfo)> {
-        self.tools
-            .values()
-            .map(|&(p, t)| (&self.plugins[p], &self.plugins[p].tools[t]))
+        self.tools.values().map(|&(p, t)| (&self.plugins[p], &self.plugins[p].tools[t]))
     }
 }

@@ -17,14 +17,11 @@ impl std::fmt::Debug for ArgumentValidator {
 impl ArgumentValidator {
     /// Compiles an input schema; it must describe an object.
     pub fn new(schema: &Value) -> Result<Self, String> {
-        let obj = schema
-            .as_object()
-            .ok_or("the input schema is not a JSON object")?;
+        let obj = schema.as_object().ok_or("the input schema is not a JSON object")?;
         if obj.get("type").and_then(Value::as_str) != Some("object") {
             return Err("the input schema must have \"type\": \"object\"".into());
         }
-        let validator =
-            jsonschema::validator_for(schema).map_err(|e| format!("invalid input schema: {e}"))?;
+        let validator = jsonschema::validator_for(schema).map_err(|e| format!("invalid input schema: {e}"))?;
         Ok(ArgumentValidator { validator })
     }
 
@@ -43,11 +40,7 @@ impl ArgumentValidator {
                 }
             })
             .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
     }
 }
 

@@ -11,40 +11,19 @@ use regex::Regex;
 /// Well-known credential shapes, each with a name for the error message.
 static PATTERNS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     [
-        (
-            "a private key block",
-            r"-----BEGIN[A-Z ]*PRIVATE KEY( BLOCK)?-----",
-        ),
-        (
-            "an AWS access key id",
-            r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
-        ),
-        (
-            "a GitHub token",
-            r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-        ),
+        ("a private key block", r"-----BEGIN[A-Z ]*PRIVATE KEY( BLOCK)?-----"),
+        ("an AWS access key id", r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),
+        ("a GitHub token", r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
         ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
         ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
         ("a Stripe key", r"\b[rs]k_(live|test)_[A-Za-z0-9]{16,}"),
-        (
-            "an OpenAI-style API key",
-            r"\bsk-(proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}",
-        ),
+        ("an OpenAI-style API key", r"\bsk-(proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}"),
         ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}"),
-        (
-            "a SendGrid key",
-            r"\bSG\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
-        ),
+        ("a SendGrid key", r"\bSG\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}"),
         ("an npm token", r"\bnpm_[A-Za-z0-9]{36}"),
         ("a Hugging Face token", r"\bhf_[A-Za-z0-9]{30,}"),
-        (
-            "a JSON Web Token",
-            r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-        ),
-        (
-            "a connection string with a password",
-            r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@]{6,}@",
-        ),
+        ("a JSON Web Token", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        ("a connection string with a password", r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@]{6,}@"),
     ]
     .into_iter()
     .map(|(name, re)| (name, Regex::new(re).expect("valid credential pattern")))
@@ -52,8 +31,7 @@ static PATTERNS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
 });
 
 /// Runs of token characters long enough to be a key.
-static TOKEN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{32,}").expect("valid token pattern"));
+static TOKEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{32,}").expect("valid token pattern"));
 
 /// Bits of Shannon entropy per character above which a long token is a secret.
 const ENTROPY_THRESHOLD: f64 = 4.2;
@@ -98,38 +76,14 @@ mod tests {
     #[test]
     fn finds_credentials() {
         let cases = [
-            (
-                concat!("-----BEGIN RSA ", "PRIVATE KEY-----\nMIIE..."),
-                "a private key block",
-            ),
-            (
-                concat!("use AKIA", "Z7QWERTYUIOPASDF to call"),
-                "an AWS access key id",
-            ),
-            (
-                concat!("token ghp_", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"),
-                "a GitHub token",
-            ),
-            (
-                concat!("key: sk-", "proj-Ab12Cd34Ef56Gh78Ij90Kl12"),
-                "an OpenAI-style API key",
-            ),
-            (
-                concat!("xox", "b-123456789012-abcdefghijkl"),
-                "a Slack token",
-            ),
-            (
-                concat!("sk_live", "_4eC39HqLyjWDarjtT1zdp7dc"),
-                "a Stripe key",
-            ),
-            (
-                concat!("postgres://admin:", "hunter2hunter2@db.internal/x"),
-                "a connection string with a password",
-            ),
-            (
-                "secret Zx8Qp2Lm9Vt4Rb7Nc1Kd6Hs3Jf5Gw0Ya2Ue8",
-                "a long high-entropy token",
-            ),
+            (concat!("-----BEGIN RSA ", "PRIVATE KEY-----\nMIIE..."), "a private key block"),
+            (concat!("use AKIA", "Z7QWERTYUIOPASDF to call"), "an AWS access key id"),
+            (concat!("token ghp_", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"), "a GitHub token"),
+            (concat!("key: sk-", "proj-Ab12Cd34Ef56Gh78Ij90Kl12"), "an OpenAI-style API key"),
+            (concat!("xox", "b-123456789012-abcdefghijkl"), "a Slack token"),
+            (concat!("sk_live", "_4eC39HqLyjWDarjtT1zdp7dc"), "a Stripe key"),
+            (concat!("postgres://admin:", "hunter2hunter2@db.internal/x"), "a connection string with a password"),
+            ("secret Zx8Qp2Lm9Vt4Rb7Nc1Kd6Hs3Jf5Gw0Ya2Ue8", "a long high-entropy token"),
         ];
         for (text, want) in cases {
             assert_eq!(find_credential(text), Some(want), "{text}");

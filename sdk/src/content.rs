@@ -36,17 +36,11 @@ impl Content {
     }
 
     pub fn image(data: impl Into<Vec<u8>>, mime_type: impl Into<String>) -> Self {
-        Content::Image {
-            data: data.into(),
-            mime_type: mime_type.into(),
-        }
+        Content::Image { data: data.into(), mime_type: mime_type.into() }
     }
 
     pub fn audio(data: impl Into<Vec<u8>>, mime_type: impl Into<String>) -> Self {
-        Content::Audio {
-            data: data.into(),
-            mime_type: mime_type.into(),
-        }
+        Content::Audio { data: data.into(), mime_type: mime_type.into() }
     }
 
     pub fn resource(resource: ResourceContents) -> Self {
@@ -100,11 +94,7 @@ pub struct ToolOutput {
 impl ToolOutput {
     /// The concatenated text items.
     pub fn text(&self) -> String {
-        self.content
-            .iter()
-            .filter_map(Content::as_text)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.content.iter().filter_map(Content::as_text).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -125,16 +115,10 @@ pub struct PromptMessage {
 
 impl PromptMessage {
     pub fn user(text: impl Into<String>) -> Self {
-        PromptMessage {
-            role: Role::User,
-            content: Content::text(text),
-        }
+        PromptMessage { role: Role::User, content: Content::text(text) }
     }
 
     pub fn assistant(text: impl Into<String>) -> Self {
-        PromptMessage {
-            role: Role::Assistant,
-            content: Content::text(text),
-        }
+        PromptMessage { role: Role::Assistant, content: Content::text(text) }
     }
 }

@@ -64,9 +64,7 @@ pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use super::*;
-    use crate::wasm::bindings::moat::plugin::{
-        log as wit_log, progress as wit_progress, volume_stats as wit_stats,
-    };
+    use crate::wasm::bindings::moat::plugin::{log as wit_log, progress as wit_progress, volume_stats as wit_stats};
 
     pub fn log(level: LogLevel, message: &str) {
         let level = match level {
@@ -111,8 +109,7 @@ mod imp {
 
     pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
         use std::ffi::CString;
-        let c_path =
-            CString::new(path).map_err(|_| VolumeStatsError::Io("path contains NUL".into()))?;
+        let c_path = CString::new(path).map_err(|_| VolumeStatsError::Io("path contains NUL".into()))?;
         let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
         // SAFETY: `c_path` is a valid NUL-terminated string and `s` is writable
         // memory of the right size; statvfs initialises it when it returns 0.

@@ -38,17 +38,15 @@ pub mod wasm;
 pub use content::{Content, Json, PromptMessage, ResourceBody, ResourceContents, Role, ToolOutput};
 pub use host::{LogLevel, VolumeStats, VolumeStatsError, log, progress, volume_stats};
 pub use moat_sdk_macros::{prompt, resource, tool};
-pub use plugin::{
-    Annotations, CallError, Plugin, PromptArgument, PromptDef, PromptResult, ResourceDef, ToolDef,
-};
+pub use plugin::{Annotations, CallError, Plugin, PromptArgument, PromptDef, PromptResult, ResourceDef, ToolDef};
 pub use uri_template::UriVars;
 
 /// Re-exports used by the code the macros generate. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::plugin::{
-        IntoPromptResult, IntoResourceBody, IntoToolResult, ToolReturn, parse_args,
-        parse_prompt_args, prompt_arguments, schema_of,
+        IntoPromptResult, IntoResourceBody, IntoToolResult, ToolReturn, parse_args, parse_prompt_args,
+        prompt_arguments, schema_of,
     };
     pub use schemars;
     pub use serde;

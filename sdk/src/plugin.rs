@@ -140,8 +140,7 @@ pub fn parse_args<T: DeserializeOwned>(json: &str) -> Result<T, CallError> {
 
 /// Parses prompt arguments (all strings) into the prompt's argument type.
 pub fn parse_prompt_args<T: DeserializeOwned>(args: &Map<String, Value>) -> Result<T, CallError> {
-    T::deserialize(Value::Object(args.clone()))
-        .map_err(|e| CallError::InvalidArguments(e.to_string()))
+    T::deserialize(Value::Object(args.clone())).map_err(|e| CallError::InvalidArguments(e.to_string()))
 }
 
 /// The prompt arguments described by the properties of `T`'s schema.
@@ -159,10 +158,7 @@ pub fn prompt_arguments<T: schemars::JsonSchema>() -> Vec<PromptArgument> {
         .iter()
         .map(|(name, prop)| PromptArgument {
             name: name.clone(),
-            description: prop
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            description: prop.get("description").and_then(Value::as_str).map(str::to_owned),
             required: required.contains(&name.as_str()),
         })
         .collect()
@@ -184,10 +180,7 @@ impl ToolReturn for ToolOutput {
 
 impl ToolReturn for String {
     fn into_output(self) -> Result<ToolOutput, CallError> {
-        Ok(ToolOutput {
-            content: vec![Content::text(self)],
-            structured: None,
-        })
+        Ok(ToolOutput { content: vec![Content::text(self)], structured: None })
     }
 }
 
@@ -205,19 +198,13 @@ impl ToolReturn for () {
 
 impl ToolReturn for Content {
     fn into_output(self) -> Result<ToolOutput, CallError> {
-        Ok(ToolOutput {
-            content: vec![self],
-            structured: None,
-        })
+        Ok(ToolOutput { content: vec![self], structured: None })
     }
 }
 
 impl ToolReturn for Vec<Content> {
     fn into_output(self) -> Result<ToolOutput, CallError> {
-        Ok(ToolOutput {
-            content: self,
-            structured: None,
-        })
+        Ok(ToolOutput { content: self, structured: None })
     }
 }
 
@@ -230,14 +217,9 @@ impl<T: serde::Serialize + schemars::JsonSchema> ToolReturn for Json<T> {
         let value = serde_json::to_value(&self.0)
             .map_err(|e| CallError::Failed(format!("cannot serialize the result: {e}")))?;
         if !value.is_object() {
-            return Err(CallError::Failed(
-                "a structured result must serialize to a JSON object".into(),
-            ));
+            return Err(CallError::Failed("a structured result must serialize to a JSON object".into()));
         }
-        Ok(ToolOutput {
-            content: vec![Content::text(value.to_string())],
-            structured: Some(value),
-        })
+        Ok(ToolOutput { content: vec![Content::text(value.to_string())], structured: Some(value) })
     }
 }
 
@@ -262,8 +244,7 @@ impl<T: ToolReturn, E: fmt::Display> IntoToolResult for Result<T, E> {
         T::output_schema()
     }
     fn into_tool_result(self) -> Result<ToolOutput, CallError> {
-        self.map_err(|e| CallError::Failed(e.to_string()))?
-            .into_output()
+        self.map_err(|e| CallError::Failed(e.to_string()))?.into_output()
     }
 }
 
@@ -294,8 +275,7 @@ impl<T: serde::Serialize> IntoResourceBody for Json<T> {
 
 impl<T: IntoResourceBody, E: fmt::Display> IntoResourceBody for Result<T, E> {
     fn into_body(self) -> Result<ResourceBody, CallError> {
-        self.map_err(|e| CallError::Failed(e.to_string()))?
-            .into_body()
+        self.map_err(|e| CallError::Failed(e.to_string()))?.into_body()
     }
 }
 
@@ -306,19 +286,13 @@ pub trait IntoPromptResult {
 
 impl IntoPromptResult for String {
     fn into_prompt_result(self) -> Result<PromptResult, CallError> {
-        Ok(PromptResult {
-            description: None,
-            messages: vec![PromptMessage::user(self)],
-        })
+        Ok(PromptResult { description: None, messages: vec![PromptMessage::user(self)] })
     }
 }
 
 impl IntoPromptResult for Vec<PromptMessage> {
     fn into_prompt_result(self) -> Result<PromptResult, CallError> {
-        Ok(PromptResult {
-            description: None,
-            messages: self,
-        })
+        Ok(PromptResult { description: None, messages: self })
     }
 }
 
@@ -330,8 +304,7 @@ impl IntoPromptResult for PromptResult {
 
 impl<T: IntoPromptResult, E: fmt::Display> IntoPromptResult for Result<T, E> {
     fn into_prompt_result(self) -> Result<PromptResult, CallError> {
-        self.map_err(|e| CallError::Failed(e.to_string()))?
-            .into_prompt_result()
+        self.map_err(|e| CallError::Failed(e.to_string()))?.into_prompt_result()
     }
 }
 
@@ -356,10 +329,7 @@ pub(crate) fn read_resource<P: Plugin>(uri: &str) -> Result<ResourceContents, Ca
 }
 
 /// Fills in a prompt by name.
-pub(crate) fn get_prompt<P: Plugin>(
-    name: &str,
-    arguments: &Map<String, Value>,
-) -> Result<PromptResult, CallError> {
+pub(crate) fn get_prompt<P: Plugin>(name: &str, arguments: &Map<String, Value>) -> Result<PromptResult, CallError> {
     let prompt = P::prompts()
         .into_iter()
         .find(|p| p.name == name)

@@ -29,10 +29,7 @@ pub(crate) fn record_log(level: LogLevel, message: &str) {
 
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn record_progress(progress: f64, total: Option<f64>, message: Option<&str>) {
-    PROGRESS.with(|p| {
-        p.borrow_mut()
-            .push((progress, total, message.map(str::to_owned)))
-    });
+    PROGRESS.with(|p| p.borrow_mut().push((progress, total, message.map(str::to_owned))));
 }
 
 /// The log messages this thread's tool calls sent since the last call, oldest first.
@@ -51,14 +48,10 @@ pub fn call_tool<P: Plugin>(name: &str, arguments: Value) -> Result<ToolOutput, 
 }
 
 /// Calls a tool and decodes its structured result.
-pub fn call_structured<P: Plugin, T: DeserializeOwned>(
-    name: &str,
-    arguments: Value,
-) -> Result<T, CallError> {
+pub fn call_structured<P: Plugin, T: DeserializeOwned>(name: &str, arguments: Value) -> Result<T, CallError> {
     let out = call_tool::<P>(name, arguments)?;
-    let value = out.structured.ok_or_else(|| {
-        CallError::Failed(format!("tool `{name}` returned no structured content"))
-    })?;
+    let value =
+        out.structured.ok_or_else(|| CallError::Failed(format!("tool `{name}` returned no structured content")))?;
     serde_json::from_value(value).map_err(|e| CallError::Failed(e.to_string()))
 }
 
@@ -68,29 +61,18 @@ pub fn read_resource<P: Plugin>(uri: &str) -> Result<ResourceContents, CallError
 }
 
 /// Fills in a prompt.
-pub fn get_prompt<P: Plugin>(
-    name: &str,
-    arguments: &[(&str, &str)],
-) -> Result<PromptResult, CallError> {
-    let args: Map<String, Value> = arguments
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
-        .collect();
+pub fn get_prompt<P: Plugin>(name: &str, arguments: &[(&str, &str)]) -> Result<PromptResult, CallError> {
+    let args: Map<String, Value> =
+        arguments.iter().map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned()))).collect();
     plugin::get_prompt::<P>(name, &args)
 }
 
 /// The input schema of a tool, as the host would see it.
 pub fn input_schema<P: Plugin>(name: &str) -> Option<Value> {
-    P::tools()
-        .into_iter()
-        .find(|t| t.name == name)
-        .map(|t| (t.input_schema)())
+    P::tools().into_iter().find(|t| t.name == name).map(|t| (t.input_schema)())
 }
 
 /// The output schema of a tool, if it returns structured content.
 pub fn output_schema<P: Plugin>(name: &str) -> Option<Value> {
-    P::tools()
-        .into_iter()
-        .find(|t| t.name == name)
-        .and_then(|t| (t.output_schema)())
+    P::tools().into_iter().find(|t| t.name == name).and_then(|t| (t.output_schema)())
 }

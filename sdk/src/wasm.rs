@@ -130,24 +130,14 @@ impl<P: Plugin> prompts::Guest for Exports<P> {
                 description: p.description.map(str::to_owned),
                 arguments: (p.arguments)()
                     .into_iter()
-                    .map(|a| wit::PromptArgument {
-                        name: a.name,
-                        description: a.description,
-                        required: a.required,
-                    })
+                    .map(|a| wit::PromptArgument { name: a.name, description: a.description, required: a.required })
                     .collect(),
             })
             .collect()
     }
 
-    fn get_prompt(
-        name: String,
-        arguments: Vec<(String, String)>,
-    ) -> Result<wit::PromptResult, wit::CallError> {
-        let args = arguments
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v)))
-            .collect();
+    fn get_prompt(name: String, arguments: Vec<(String, String)>) -> Result<wit::PromptResult, wit::CallError> {
+        let args = arguments.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
         let result = plugin::get_prompt::<P>(&name, &args).map_err(wit_error)?;
         Ok(wit::PromptResult {
             description: result.description,

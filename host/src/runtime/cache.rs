@@ -70,18 +70,12 @@ impl ArtifactCache {
                 None
             }
         });
-        ArtifactCache {
-            dir,
-            engine_key: engine_key(engine),
-        }
+        ArtifactCache { dir, engine_key: engine_key(engine) }
     }
 
     /// A cache that never stores anything.
     pub fn disabled(engine: &Engine) -> Self {
-        ArtifactCache {
-            dir: None,
-            engine_key: engine_key(engine),
-        }
+        ArtifactCache { dir: None, engine_key: engine_key(engine) }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -89,11 +83,7 @@ impl ArtifactCache {
     }
 
     fn prepare(dir: &Path) -> Result<(), String> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create it: {e}"))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| format!("cannot create it: {e}"))?;
         let meta = fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
         if !meta.is_dir() {
             return Err("not a directory".into());
@@ -103,16 +93,13 @@ impl ArtifactCache {
         }
         if meta.mode() & 0o077 != 0 {
             // Tighten a directory we own that others can read.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| e.to_string())?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 
     fn entry_path(&self, content_hash: &str) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{content_hash}-{}.cwasm", self.engine_key)))
+        self.dir.as_ref().map(|d| d.join(format!("{content_hash}-{}.cwasm", self.engine_key)))
     }
 
     /// The component for `bytes` (whose SHA-256 is `content_hash`): from the cache
@@ -159,20 +146,13 @@ impl ArtifactCache {
 
     fn store(component: &Component, path: &Path) -> std::io::Result<()> {
         let bytes = component.serialize().map_err(std::io::Error::other)?;
-        let dir = path
-            .parent()
-            .expect("cache entries live in the cache directory");
+        let dir = path.parent().expect("cache entries live in the cache directory");
         let tmp = dir.join(format!(
             ".{}.{}.tmp",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
             std::process::id()
         ));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         drop(f);

@@ -40,20 +40,12 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(limit_bytes: u64) -> Self {
-        MemoryLimiter {
-            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
-            total: 0,
-        }
+        MemoryLimiter { limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX), total: 0 }
     }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let total = self.total - current.min(self.total) + desired;
         if total > self.limit {
             return Err(MemoryLimitExceeded {
@@ -66,12 +58,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -91,10 +78,7 @@ pub struct CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -154,11 +138,7 @@ impl progress::Host for CallState {
         if !progress.is_finite() || total.is_some_and(|t| !t.is_finite()) {
             return;
         }
-        self.emit(PluginEvent::Progress {
-            progress,
-            total,
-            message,
-        });
+        self.emit(PluginEvent::Progress { progress, total, message });
     }
 }
 
@@ -175,17 +155,11 @@ impl volume_stats::Host for CallState {
 
 /// Maps a guest path to the host path it names, if it lies inside a grant, with
 /// symbolic links resolved and checked to stay inside that grant.
-pub fn resolve_granted(
-    grants: &[DirGrant],
-    guest: &str,
-) -> Result<PathBuf, volume_stats::StatsError> {
+pub fn resolve_granted(grants: &[DirGrant], guest: &str) -> Result<PathBuf, volume_stats::StatsError> {
     use volume_stats::StatsError;
-    let not_granted =
-        || StatsError::NotGranted(format!("{guest} is outside the granted directories"));
+    let not_granted = || StatsError::NotGranted(format!("{guest} is outside the granted directories"));
     if !guest.starts_with('/') {
-        return Err(StatsError::NotGranted(format!(
-            "{guest}: give an absolute path inside a granted directory"
-        )));
+        return Err(StatsError::NotGranted(format!("{guest}: give an absolute path inside a granted directory")));
     }
     // Lexical normalisation; `..` may not climb above the root.
     let mut parts: Vec<&str> = Vec::new();
@@ -209,17 +183,13 @@ pub fn resolve_granted(
     let Some((depth, grant)) = grant else {
         return Err(not_granted());
     };
-    let host = parts[depth..]
-        .iter()
-        .fold(grant.host.clone(), |p, part| p.join(part));
+    let host = parts[depth..].iter().fold(grant.host.clone(), |p, part| p.join(part));
     let real = std::fs::canonicalize(&host).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => StatsError::NotFound(guest.to_owned()),
         _ => StatsError::Io(format!("{guest}: {e}")),
     })?;
     if !real.starts_with(&grant.host) || real.components().any(|c| c == Component::ParentDir) {
-        return Err(StatsError::NotGranted(format!(
-            "{guest} resolves outside the granted directory"
-        )));
+        return Err(StatsError::NotGranted(format!("{guest} resolves outside the granted directory")));
     }
     Ok(real)
 }
@@ -258,30 +228,13 @@ mod tests {
         let grants = [DirGrant::new(tmp.path(), "/data", DirMode::Ro).unwrap()];
         let root = std::fs::canonicalize(tmp.path()).unwrap();
         assert_eq!(resolve_granted(&grants, "/data").unwrap(), root);
-        assert_eq!(
-            resolve_granted(&grants, "/data/sub/../sub").unwrap(),
-            root.join("sub")
-        );
-        for bad in [
-            "/",
-            "/etc",
-            "/data/..",
-            "/data/../etc",
-            "data",
-            "/datax",
-            "/data/sub/out",
-        ] {
+        assert_eq!(resolve_granted(&grants, "/data/sub/../sub").unwrap(), root.join("sub"));
+        for bad in ["/", "/etc", "/data/..", "/data/../etc", "data", "/datax", "/data/sub/out"] {
             assert!(
-                matches!(
-                    resolve_granted(&grants, bad),
-                    Err(volume_stats::StatsError::NotGranted(_))
-                ),
+                matches!(resolve_granted(&grants, bad), Err(volume_stats::StatsError::NotGranted(_))),
                 "{bad} should be refused"
             );
         }
-        assert!(matches!(
-            resolve_granted(&grants, "/data/missing"),
-            Err(volume_stats::StatsError::NotFound(_))
-        ));
+        assert!(matches!(resolve_granted(&grants, "/data/missing"), Err(volume_stats::StatsError::NotFound(_))));
     }
 }

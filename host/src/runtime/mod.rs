@@ -24,10 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryOutputPipe, SinkOutputStream};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -64,10 +61,7 @@ pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
     #[error("not a moat plugin: {0}")]
@@ -186,10 +180,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("name", &self.name)
             .field("path", &self.path)
             .field("hash", &self.hash)
-            .field(
-                "tools",
-                &self.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
-            )
+            .field("tools", &self.tools.iter().map(|t| &t.name).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -221,23 +212,16 @@ fn engine_config() -> Config {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, String> {
-        let engine = Engine::new(&engine_config())
-            .map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let engine = Engine::new(&engine_config()).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
-        PluginV01::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| e.to_string())?;
+        PluginV01::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s).map_err(|e| e.to_string())?;
         let cache = match options.cache_dir {
             Some(dir) => cache::ArtifactCache::new(&engine, Some(dir)),
             None => cache::ArtifactCache::disabled(&engine),
         };
         spawn_epoch_ticker(&engine);
-        Ok(Runtime {
-            engine,
-            linker,
-            cache,
-            permits: Arc::new(Semaphore::new(MAX_INSTANCES as usize - 16)),
-        })
+        Ok(Runtime { engine, linker, cache, permits: Arc::new(Semaphore::new(MAX_INSTANCES as usize - 16)) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -250,17 +234,8 @@ impl Runtime {
 
     /// Loads the plugin at `path` with `settings`. Compilation (when the component
     /// is not cached) runs on tokio's blocking pool, off the request path.
-    pub async fn load(
-        &self,
-        path: &Path,
-        settings: PluginSettings,
-    ) -> Result<LoadedPlugin, LoadError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+    pub async fn load(&self, path: &Path, settings: PluginSettings) -> Result<LoadedPlugin, LoadError> {
+        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
         self.load_bytes(path, bytes, settings).await
     }
 
@@ -290,8 +265,7 @@ impl Runtime {
                 None => LoadError::UnsupportedImport(msg),
             }
         })?;
-        let pre =
-            PluginPreV01::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = PluginPreV01::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let name = plugin_name(path);
         let grants: Arc<[DirGrant]> = settings.dirs.clone().into();
         let mut plugin = LoadedPlugin {
@@ -317,22 +291,12 @@ impl Runtime {
     /// and what it imports.
     fn check_world(&self, component: &Component) -> Result<(String, Vec<String>), LoadError> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(n, _)| n.to_owned())
-            .collect();
-        let imports: Vec<String> = ty
-            .imports(&self.engine)
-            .map(|(n, _)| n.to_owned())
-            .collect();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_owned()).collect();
+        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
         let Some(tools) = exports.iter().find(|e| e.starts_with("moat:plugin/tools@")) else {
             return Err(LoadError::WrongWorld(format!(
                 "it does not export moat:plugin/tools (it exports: {}); build it with moat-sdk",
-                if exports.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    exports.join(", ")
-                }
+                if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
             )));
         };
         let version = tools.trim_start_matches("moat:plugin/tools@").to_owned();
@@ -351,18 +315,9 @@ impl Runtime {
         let (tools, resources, templates, prompts) = self
             .with_instance(plugin, &CallContext::default(), async |store, p| {
                 let tools = p.moat_plugin_tools().call_list_tools(&mut *store).await?;
-                let resources = p
-                    .moat_plugin_resources()
-                    .call_list_resources(&mut *store)
-                    .await?;
-                let templates = p
-                    .moat_plugin_resources()
-                    .call_list_resource_templates(&mut *store)
-                    .await?;
-                let prompts = p
-                    .moat_plugin_prompts()
-                    .call_list_prompts(&mut *store)
-                    .await?;
+                let resources = p.moat_plugin_resources().call_list_resources(&mut *store).await?;
+                let templates = p.moat_plugin_resources().call_list_resource_templates(&mut *store).await?;
+                let prompts = p.moat_plugin_prompts().call_list_prompts(&mut *store).await?;
                 Ok((tools, resources, templates, prompts))
             })
             .await
@@ -377,10 +332,7 @@ impl Runtime {
                 )));
             }
             if !seen.insert(t.name.clone()) {
-                return Err(LoadError::Metadata(format!(
-                    "tool `{}` is declared twice",
-                    t.name
-                )));
+                return Err(LoadError::Metadata(format!("tool `{}` is declared twice", t.name)));
             }
             let what = |field: &str| format!("tool `{}` {field}", t.name);
             for (field, text) in [
@@ -397,9 +349,7 @@ impl Runtime {
                 }
             }
             let input_schema: Value = serde_json::from_str(&t.input_schema).map_err(|e| {
-                LoadError::Metadata(
-                    format!("{}: input schema is not JSON: {e}", what("")).replace("  ", " "),
-                )
+                LoadError::Metadata(format!("{}: input schema is not JSON: {e}", what("")).replace("  ", " "))
             })?;
             let validator = ArgumentValidator::new(&input_schema)
                 .map_err(|e| LoadError::Metadata(format!("tool `{}`: {e}", t.name)))?;
@@ -407,10 +357,7 @@ impl Runtime {
                 None => None,
                 Some(s) => {
                     let v: Value = serde_json::from_str(s).map_err(|e| {
-                        LoadError::Metadata(format!(
-                            "tool `{}`: output schema is not JSON: {e}",
-                            t.name
-                        ))
+                        LoadError::Metadata(format!("tool `{}`: output schema is not JSON: {e}", t.name))
                     })?;
                     if v.get("type").and_then(Value::as_str) != Some("object") {
                         return Err(LoadError::Metadata(format!(
@@ -442,37 +389,24 @@ impl Runtime {
         let texts = plugin
             .resources
             .iter()
-            .map(|r| {
-                (
-                    format!("resource `{}`", r.uri),
-                    [r.description.as_deref(), r.title.as_deref()],
-                )
-            })
+            .map(|r| (format!("resource `{}`", r.uri), [r.description.as_deref(), r.title.as_deref()]))
             .chain(plugin.resource_templates.iter().map(|r| {
-                (
-                    format!("resource template `{}`", r.uri_template),
-                    [r.description.as_deref(), r.title.as_deref()],
-                )
+                (format!("resource template `{}`", r.uri_template), [r.description.as_deref(), r.title.as_deref()])
             }))
-            .chain(plugin.prompts.iter().map(|p| {
-                (
-                    format!("prompt `{}`", p.name),
-                    [p.description.as_deref(), p.title.as_deref()],
-                )
-            }))
+            .chain(
+                plugin
+                    .prompts
+                    .iter()
+                    .map(|p| (format!("prompt `{}`", p.name), [p.description.as_deref(), p.title.as_deref()])),
+            )
             .chain(plugin.prompts.iter().flat_map(|p| {
                 p.arguments.iter().map(move |a| {
-                    (
-                        format!("prompt `{}` argument `{}`", p.name, a.name),
-                        [a.description.as_deref(), None],
-                    )
+                    (format!("prompt `{}` argument `{}`", p.name, a.name), [a.description.as_deref(), None])
                 })
             }));
         for (what, fields) in texts {
             if let Some(kind) = fields.into_iter().flatten().find_map(find_credential) {
-                return Err(LoadError::Credential(format!(
-                    "{what} contains what looks like {kind}"
-                )));
+                return Err(LoadError::Credential(format!("{what} contains what looks like {kind}")));
             }
         }
         Ok(())
@@ -487,39 +421,28 @@ impl Runtime {
         arguments: &Value,
         ctx: &CallContext,
     ) -> Result<ToolOutput, CallError> {
-        let info = plugin
-            .tool(tool)
-            .ok_or_else(|| CallError::NotFound(format!("unknown tool `{tool}`")))?;
-        info.validator
-            .validate(arguments)
-            .map_err(CallError::InvalidArguments)?;
+        let info = plugin.tool(tool).ok_or_else(|| CallError::NotFound(format!("unknown tool `{tool}`")))?;
+        info.validator.validate(arguments).map_err(CallError::InvalidArguments)?;
         let args = arguments.to_string();
         let limit = plugin.settings.limits.max_output_bytes;
         let result = self
             .with_instance(plugin, ctx, async |store, p| {
-                p.moat_plugin_tools()
-                    .call_call_tool(&mut *store, tool, &args)
-                    .await
+                p.moat_plugin_tools().call_call_tool(&mut *store, tool, &args).await
             })
             .await??;
         let structured = match result.structured {
             None => None,
             Some(s) => {
                 if s.len() as u64 > limit {
-                    return Err(CallError::OutputTooLarge {
-                        size: s.len(),
-                        limit,
-                    });
+                    return Err(CallError::OutputTooLarge { size: s.len(), limit });
                 }
-                Some(serde_json::from_str::<Value>(&s).map_err(|e| {
-                    CallError::BadOutput(format!("structured content is not JSON: {e}"))
-                })?)
+                Some(
+                    serde_json::from_str::<Value>(&s)
+                        .map_err(|e| CallError::BadOutput(format!("structured content is not JSON: {e}")))?,
+                )
             }
         };
-        let output = ToolOutput {
-            content: result.content.into_iter().map(Into::into).collect(),
-            structured,
-        };
+        let output = ToolOutput { content: result.content.into_iter().map(Into::into).collect(), structured };
         let size = output.size();
         if size as u64 > limit {
             return Err(CallError::OutputTooLarge { size, limit });
@@ -537,9 +460,7 @@ impl Runtime {
         let limit = plugin.settings.limits.max_output_bytes;
         let contents = self
             .with_instance(plugin, ctx, async |store, p| {
-                p.moat_plugin_resources()
-                    .call_read_resource(&mut *store, uri)
-                    .await
+                p.moat_plugin_resources().call_read_resource(&mut *store, uri).await
             })
             .await??;
         let size: usize = contents
@@ -568,9 +489,7 @@ impl Runtime {
     ) -> Result<PromptResult, CallError> {
         let result = self
             .with_instance(plugin, ctx, async |store, p| {
-                p.moat_plugin_prompts()
-                    .call_get_prompt(&mut *store, name, arguments)
-                    .await
+                p.moat_plugin_prompts().call_get_prompt(&mut *store, name, arguments).await
             })
             .await??;
         Ok(result.into())
@@ -583,11 +502,8 @@ impl Runtime {
         ctx: &CallContext,
         f: impl AsyncFnOnce(&mut Store<CallState>, &PluginV01) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| CallError::Host("the runtime is shutting down".into()))?;
+        let _permit =
+            self.permits.acquire().await.map_err(|_| CallError::Host("the runtime is shutting down".into()))?;
         let limits = plugin.settings.limits;
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut store = self.new_store(plugin, limits, ctx, stderr.clone())?;
@@ -620,12 +536,7 @@ impl Runtime {
                 DirMode::Rw => FsPerms::ReadWrite,
             };
             wasi.preopened_dir(&grant.host, &grant.guest, perms)
-                .map_err(|e| {
-                    CallError::Host(format!(
-                        "cannot open granted directory {}: {e}",
-                        grant.host.display()
-                    ))
-                })?;
+                .map_err(|e| CallError::Host(format!("cannot open granted directory {}: {e}", grant.host.display())))?;
         }
         for name in &plugin.settings.env {
             if let Ok(value) = std::env::var(name) {
@@ -697,20 +608,14 @@ fn panic_message(stderr: &[u8]) -> Option<String> {
     let location = lines.next()?.trim_end_matches(':');
     let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
     let message = message.join(" ");
-    Some(if message.is_empty() {
-        location.to_owned()
-    } else {
-        format!("{message} ({location})")
-    })
+    Some(if message.is_empty() { location.to_owned() } else { format!("{message} ({location})") })
 }
 
 /// A quick check that gives a clear message for files that are not components.
 fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
     const MAGIC: &[u8] = b"\0asm";
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        return Err(LoadError::NotAComponent(
-            "the file does not start with the WebAssembly magic bytes".into(),
-        ));
+        return Err(LoadError::NotAComponent("the file does not start with the WebAssembly magic bytes".into()));
     }
     // Version field: 1 = core module; 0x0d with layer 1 = component.
     if bytes[4..8] == [1, 0, 0, 0] {
@@ -719,9 +624,7 @@ fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
         ));
     }
     if bytes[6..8] != [1, 0] {
-        return Err(LoadError::NotAComponent(
-            "unknown WebAssembly binary version".into(),
-        ));
+        return Err(LoadError::NotAComponent("unknown WebAssembly binary version".into()));
     }
     Ok(())
 }
@@ -729,16 +632,12 @@ fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
 /// MCP tool names: 1 to 128 of `A-Z a-z 0-9 _ - .`.
 fn valid_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// `plugins/disk_usage.wasm` → `disk_usage`.
 pub fn plugin_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
@@ -762,10 +661,7 @@ mod tests {
 
     #[test]
     fn headers_are_checked() {
-        assert!(matches!(
-            check_component_header(b"hello world"),
-            Err(LoadError::NotAComponent(_))
-        ));
+        assert!(matches!(check_component_header(b"hello world"), Err(LoadError::NotAComponent(_))));
         let core = b"\0asm\x01\0\0\0";
         let e = check_component_header(core).unwrap_err();
         assert!(e.to_string().contains("core WebAssembly module"), "{e}");

@@ -117,15 +117,8 @@ pub struct PromptResult {
 /// Something a plugin reported while a call ran.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PluginEvent {
-    Log {
-        level: LogLevel,
-        message: String,
-    },
-    Progress {
-        progress: f64,
-        total: Option<f64>,
-        message: Option<String>,
-    },
+    Log { level: LogLevel, message: String },
+    Progress { progress: f64, total: Option<f64>, message: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -150,9 +143,7 @@ impl Content {
     fn size(&self) -> usize {
         match self {
             Content::Text(t) => t.len(),
-            Content::Image { data, mime_type } | Content::Audio { data, mime_type } => {
-                data.len() + mime_type.len()
-            }
+            Content::Image { data, mime_type } | Content::Audio { data, mime_type } => data.len() + mime_type.len(),
             Content::Resource(r) => r.size(),
         }
     }
@@ -187,14 +178,8 @@ impl From<w01::Content> for Content {
     fn from(c: w01::Content) -> Self {
         match c {
             w01::Content::Text(t) => Content::Text(t),
-            w01::Content::Image(m) => Content::Image {
-                data: m.data,
-                mime_type: m.mime_type,
-            },
-            w01::Content::Audio(m) => Content::Audio {
-                data: m.data,
-                mime_type: m.mime_type,
-            },
+            w01::Content::Image(m) => Content::Image { data: m.data, mime_type: m.mime_type },
+            w01::Content::Audio(m) => Content::Audio { data: m.data, mime_type: m.mime_type },
             w01::Content::Resource(r) => Content::Resource(r.into()),
         }
     }
@@ -221,13 +206,7 @@ impl From<w01::PromptResult> for PromptResult {
 
 impl From<w01::Resource> for ResourceInfo {
     fn from(r: w01::Resource) -> Self {
-        ResourceInfo {
-            uri: r.uri,
-            name: r.name,
-            title: r.title,
-            description: r.description,
-            mime_type: r.mime_type,
-        }
+        ResourceInfo { uri: r.uri, name: r.name, title: r.title, description: r.description, mime_type: r.mime_type }
     }
 }
 
@@ -252,11 +231,7 @@ impl From<w01::Prompt> for PromptInfo {
             arguments: p
                 .arguments
                 .into_iter()
-                .map(|a| PromptArgument {
-                    name: a.name,
-                    description: a.description,
-                    required: a.required,
-                })
+                .map(|a| PromptArgument { name: a.name, description: a.description, required: a.required })
                 .collect(),
         }
     }

@@ -37,14 +37,8 @@ struct Report {
 #[tool(destructive, title = "Clean up old files")]
 fn cleanup(args: Args) -> Result<Json<Report>, String> {
     let age = Duration::from_secs(u64::from(args.older_than_days) * 86_400);
-    let cutoff = SystemTime::now()
-        .checked_sub(age)
-        .ok_or("older_than_days is too large")?;
-    let mut report = Report {
-        removed: Vec::new(),
-        freed_bytes: 0,
-        dry_run: args.dry_run,
-    };
+    let cutoff = SystemTime::now().checked_sub(age).ok_or("older_than_days is too large")?;
+    let mut report = Report { removed: Vec::new(), freed_bytes: 0, dry_run: args.dry_run };
     let root = PathBuf::from(&args.path);
     let meta = fs::symlink_metadata(&root).map_err(|e| format!("{}: {e}", args.path))?;
     if !meta.is_dir() {
@@ -52,19 +46,10 @@ fn cleanup(args: Args) -> Result<Json<Report>, String> {
     }
     walk(&root, cutoff, &mut report)?;
     report.removed.sort();
-    let verb = if args.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
+    let verb = if args.dry_run { "would remove" } else { "removed" };
     log(
         LogLevel::Info,
-        &format!(
-            "{verb} {} files ({} bytes) under {}",
-            report.removed.len(),
-            report.freed_bytes,
-            args.path
-        ),
+        &format!("{verb} {} files ({} bytes) under {}", report.removed.len(), report.freed_bytes, args.path),
     );
     Ok(Json(report))
 }
@@ -79,13 +64,10 @@ fn walk(dir: &Path, cutoff: SystemTime, report: &mut Report) -> Result<(), Strin
         if meta.is_dir() {
             walk(&path, cutoff, report)?;
         } else if meta.is_file() {
-            let modified = meta
-                .modified()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let modified = meta.modified().map_err(|e| format!("{}: {e}", path.display()))?;
             if modified < cutoff {
                 if !report.dry_run {
-                    fs::remove_file(&path)
-                        .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                    fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
                 }
                 report.freed_bytes += meta.len();
                 report.removed.push(path.display().to_string());

@@ -1,17 +1,16 @@
-use moat_sdk::{Json, prompt, resource, tool, volume_stats};
+//! `disk_usage`: how full is the filesystem holding a path?
+
+use moat_sdk::{Json, VolumeStatsError, prompt, resource, tool, volume_stats};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, JsonSchema)]
 struct Args {
-    /// A path inside the granted directory.
-    #[serde(default = "root")]
-    path: String,
-}
-fn root() -> String {
-    "/".into()
+    /// A path inside the granted directory (default: `/`).
+    path: Option<String>,
 }
 
+/// Sizes in GiB (one decimal) and exact bytes; free is what unprivileged users can still write.
 #[derive(Serialize, Deserialize, JsonSchema)]
 struct Usage {
     path: String,
@@ -23,21 +22,15 @@ struct Usage {
     free_bytes: u64,
 }
 
-/// Reports total, used and free space (GiB, one decimal, plus exact bytes) of the filesystem holding a path.
+/// Reports total, used and free space of the filesystem holding a path, in GiB and in bytes.
 #[tool(read_only, idempotent, title = "Disk usage")]
-fn disk_usage(args: Args) -> Result<Json<Usage>, moat_sdk::VolumeStatsError> {
-    let s = volume_stats(&args.path)?;
+fn disk_usage(args: Args) -> Result<Json<Usage>, VolumeStatsError> {
+    let path = args.path.unwrap_or_else(|| "/".into());
+    let s = volume_stats(&path)?;
+    let (total_bytes, used_bytes, free_bytes) = (s.total_bytes, s.total_bytes - s.free_bytes, s.available_bytes);
     let gb = |b: u64| (b as f64 / (1u64 << 30) as f64 * 10.0).round() / 10.0;
-    let (used, free) = (s.total_bytes - s.free_bytes, s.available_bytes);
-    Ok(Json(Usage {
-        path: args.path,
-        total_gb: gb(s.total_bytes),
-        used_gb: gb(used),
-        free_gb: gb(free),
-        total_bytes: s.total_bytes,
-        used_bytes: used,
-        free_bytes: free,
-    }))
+    let (total_gb, used_gb, free_gb) = (gb(total_bytes), gb(used_bytes), gb(free_bytes));
+    Ok(Json(Usage { path, total_gb, used_gb, free_gb, total_bytes, used_bytes, free_bytes }))
 }
 
 /// Disk pressure thresholds used by the triage prompt, in percent of space used.
@@ -55,14 +48,7 @@ struct Host {
 /// Asks the model to assess disk pressure on a host.
 #[prompt]
 fn triage(args: Host) -> String {
-    format!(
-        "Check {} for disk pressure. Summarise the risk in 3 lines.",
-        args.host
-    )
+    format!("Check {} for disk pressure. Summarise the risk in 3 lines.", args.host)
 }
 
-moat_sdk::plugin!(DiskUsage {
-    tools: [disk_usage],
-    resources: [limits],
-    prompts: [triage]
-});
+moat_sdk::plugin!(DiskUsage { tools: [disk_usage], resources: [limits], prompts: [triage] });

@@ -29,17 +29,10 @@ impl Options {
                 }
                 Meta::NameValue(nv) => {
                     let ident = nv.path.require_ident()?;
-                    let Expr::Lit(ExprLit {
-                        lit: Lit::Str(s), ..
-                    }) = &nv.value
-                    else {
-                        return Err(syn::Error::new_spanned(
-                            &nv.value,
-                            "expected a string literal",
-                        ));
+                    let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = &nv.value else {
+                        return Err(syn::Error::new_spanned(&nv.value, "expected a string literal"));
                     };
-                    opts.values
-                        .push((ident.to_string(), s.value(), ident.span()));
+                    opts.values.push((ident.to_string(), s.value(), ident.span()));
                 }
                 Meta::List(l) => {
                     return Err(syn::Error::new_spanned(l, "unexpected list in attribute"));
@@ -63,10 +56,7 @@ impl Options {
             if !values.contains(&k.as_str()) {
                 return Err(syn::Error::new(
                     *span,
-                    format!(
-                        "unknown option `{k}`; expected one of: {}",
-                        values.join(", ")
-                    ),
+                    format!("unknown option `{k}`; expected one of: {}", values.join(", ")),
                 ));
             }
         }
@@ -78,10 +68,7 @@ impl Options {
     }
 
     fn value(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(k, _, _)| k == name)
-            .map(|(_, v, _)| v.as_str())
+        self.values.iter().find(|(k, _, _)| k == name).map(|(_, v, _)| v.as_str())
     }
 }
 
@@ -93,9 +80,7 @@ fn doc_comment(item: &ItemFn) -> Option<String> {
         .filter(|a| a.path().is_ident("doc"))
         .filter_map(|a| match &a.meta {
             Meta::NameValue(nv) => match &nv.value {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => Some(s.value().trim().to_owned()),
+                Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.value().trim().to_owned()),
                 _ => None,
             },
             _ => None,
@@ -132,10 +117,7 @@ fn arg_types(item: &ItemFn) -> syn::Result<Vec<Type>> {
         .iter()
         .map(|a| match a {
             FnArg::Typed(t) => Ok((*t.ty).clone()),
-            FnArg::Receiver(r) => Err(syn::Error::new_spanned(
-                r,
-                "plugin functions take no `self`",
-            )),
+            FnArg::Receiver(r) => Err(syn::Error::new_spanned(r, "plugin functions take no `self`")),
         })
         .collect()
 }
@@ -191,37 +173,20 @@ pub fn tool(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn tool_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
-    opts.check(
-        &["read_only", "destructive", "idempotent", "open_world"],
-        &["name", "title", "description"],
-    )?;
+    opts.check(&["read_only", "destructive", "idempotent", "open_world"], &["name", "title", "description"])?;
     let ident = &item.sig.ident;
-    let name = opts
-        .value("name")
-        .map(str::to_owned)
-        .unwrap_or_else(|| ident.to_string());
+    let name = opts.value("name").map(str::to_owned).unwrap_or_else(|| ident.to_string());
     let title = opt_str(opts.value("title"));
-    let Some(description) = opts
-        .value("description")
-        .map(str::to_owned)
-        .or_else(|| doc_comment(item))
-    else {
+    let Some(description) = opts.value("description").map(str::to_owned).or_else(|| doc_comment(item)) else {
         return Err(syn::Error::new_spanned(
             &item.sig.ident,
             "a tool needs a description: add a doc comment (it is shown to the model)",
         ));
     };
-    let (read_only, destructive, idempotent, open_world) = (
-        opts.flag("read_only"),
-        opts.flag("destructive"),
-        opts.flag("idempotent"),
-        opts.flag("open_world"),
-    );
+    let (read_only, destructive, idempotent, open_world) =
+        (opts.flag("read_only"), opts.flag("destructive"), opts.flag("idempotent"), opts.flag("open_world"));
     if read_only && destructive {
-        return Err(syn::Error::new_spanned(
-            ident,
-            "a tool cannot be both `read_only` and `destructive`",
-        ));
+        return Err(syn::Error::new_spanned(ident, "a tool cannot be both `read_only` and `destructive`"));
     }
     let ret = return_type(item);
     let args = arg_types(item)?;
@@ -283,17 +248,7 @@ pub fn resource(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn resource_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
-    opts.check(
-        &[],
-        &[
-            "uri",
-            "template",
-            "name",
-            "title",
-            "mime_type",
-            "description",
-        ],
-    )?;
+    opts.check(&[], &["uri", "template", "name", "title", "mime_type", "description"])?;
     let ident = &item.sig.ident;
     let (uri, is_template) = match (opts.value("uri"), opts.value("template")) {
         (Some(u), None) => (u.to_owned(), false),
@@ -305,25 +260,16 @@ fn resource_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
             ));
         }
     };
-    let name = opts
-        .value("name")
-        .map(str::to_owned)
-        .unwrap_or_else(|| ident.to_string());
+    let name = opts.value("name").map(str::to_owned).unwrap_or_else(|| ident.to_string());
     let title = opt_str(opts.value("title"));
     let mime = opt_str(opts.value("mime_type"));
-    let description = opts
-        .value("description")
-        .map(str::to_owned)
-        .or_else(|| doc_comment(item));
+    let description = opts.value("description").map(str::to_owned).or_else(|| doc_comment(item));
     let description = opt_str(description.as_deref());
     let call = match (arg_types(item)?.len(), is_template) {
         (0, false) => quote!(super::#ident()),
         (1, true) => quote!(super::#ident(vars)),
         (_, false) => {
-            return Err(syn::Error::new_spanned(
-                &item.sig.inputs,
-                "a fixed resource takes no arguments",
-            ));
+            return Err(syn::Error::new_spanned(&item.sig.inputs, "a fixed resource takes no arguments"));
         }
         (_, true) => {
             return Err(syn::Error::new_spanned(
@@ -372,15 +318,9 @@ pub fn prompt(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn prompt_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
     opts.check(&[], &["name", "title", "description"])?;
     let ident = &item.sig.ident;
-    let name = opts
-        .value("name")
-        .map(str::to_owned)
-        .unwrap_or_else(|| ident.to_string());
+    let name = opts.value("name").map(str::to_owned).unwrap_or_else(|| ident.to_string());
     let title = opt_str(opts.value("title"));
-    let description = opts
-        .value("description")
-        .map(str::to_owned)
-        .or_else(|| doc_comment(item));
+    let description = opts.value("description").map(str::to_owned).or_else(|| doc_comment(item));
     let description = opt_str(description.as_deref());
     let args = arg_types(item)?;
     let (arguments, call) = match args.as_slice() {

@@ -7,6 +7,4 @@ fn disk_usage() -> String {
     "impostor".into()
 }
 
-moat_sdk::plugin!(Clash {
-    tools: [disk_usage]
-});
+moat_sdk::plugin!(Clash { tools: [disk_usage] });

@@ -77,10 +77,7 @@ fn list_dir(args: PathArg) -> Result<String, String> {
 #[tool(read_only)]
 fn stat(args: PathArg) -> Result<Json<Stats>, String> {
     let s = volume_stats(&args.path).map_err(|e| e.to_string())?;
-    Ok(Json(Stats {
-        total_bytes: s.total_bytes,
-        free_bytes: s.free_bytes,
-    }))
+    Ok(Json(Stats { total_bytes: s.total_bytes, free_bytes: s.free_bytes }))
 }
 
 /// Returns an environment variable, or `<unset>`.
@@ -92,10 +89,7 @@ fn env(args: NameArg) -> String {
 /// Returns the names of all environment variables the plugin sees.
 #[tool(read_only)]
 fn env_names() -> String {
-    std::env::vars()
-        .map(|(k, _)| k)
-        .collect::<Vec<_>>()
-        .join(",")
+    std::env::vars().map(|(k, _)| k).collect::<Vec<_>>().join(",")
 }
 
 /// Loops forever.
@@ -159,8 +153,7 @@ fn big_output(args: Size) -> String {
 #[tool]
 fn touch(args: Touch) -> Result<String, String> {
     log(LogLevel::Info, &format!("touching {}", args.path));
-    std::fs::write(&args.path, args.count.to_string())
-        .map_err(|e| format!("{}: {e}", args.path))?;
+    std::fs::write(&args.path, args.count.to_string()).map_err(|e| format!("{}: {e}", args.path))?;
     Ok("touched".into())
 }
 
@@ -180,7 +173,7 @@ fn ok() -> String {
 
 moat_sdk::plugin!(Hostile {
     tools: [
-        read_file, write_file, list_dir, stat, env, env_names, spin, sleep, alloc, trap, panic,
-        recurse, big_output, touch, connect, ok
+        read_file, write_file, list_dir, stat, env, env_names, spin, sleep, alloc, trap, panic, recurse, big_output,
+        touch, connect, ok
     ],
 });

@@ -27,10 +27,7 @@ mod plugin {
             }]
         }
         fn call_tool(_name: String, _arguments: String) -> Result<ToolOutput, CallError> {
-            Ok(ToolOutput {
-                content: vec![Content::Text("ok".into())],
-                structured: None,
-            })
+            Ok(ToolOutput { content: vec![Content::Text("ok".into())], structured: None })
         }
     }
 
@@ -50,10 +47,7 @@ mod plugin {
         fn list_prompts() -> Vec<Prompt> {
             Vec::new()
         }
-        fn get_prompt(
-            name: String,
-            _arguments: Vec<(String, String)>,
-        ) -> Result<PromptResult, CallError> {
+        fn get_prompt(name: String, _arguments: Vec<(String, String)>) -> Result<PromptResult, CallError> {
             Err(CallError::NotFound(name))
         }
     }
