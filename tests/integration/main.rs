@@ -1,1 +1,9 @@
-fn main() {}
+//! moat's integration tests: one binary, driving real components built from
+//! source (`cargo xtask build-plugins`) through the runtime and the `moat` CLI.
+
+mod common;
+
+mod cache;
+mod cli;
+mod first_party;
+mod sandbox;

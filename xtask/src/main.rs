@@ -1,1 +1,135 @@
-fn main() {}
+//! `cargo xtask demo | test | bench-runtime | build-plugins`: everything a fresh
+//! clone needs, installed and run from one place.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("help", &[]));
+    match cmd {
+        "build-plugins" => build_plugins().map(|_| ()),
+        "test" => test(rest),
+        "demo" => demo(),
+        "bench-runtime" | "bench" => bench_runtime(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 demo            build everything, then call the disk_usage plugin on this directory\n  \
+                 test [ARGS]     build plugins, then run every test (ARGS go to cargo test)\n  \
+                 bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
+                 build-plugins   build first-party and test plugins for {WASM_TARGET}"
+            );
+            if cmd == "help" { Ok(()) } else { bail!("unknown command `{cmd}`") }
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// The directory holding the built `.wasm` files.
+fn wasm_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join(WASM_TARGET).join("release")
+}
+
+/// Adds the wasm target through rustup when it is missing.
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
+        Ok(_) => run(Command::new("rustup").args(["target", "add", WASM_TARGET])),
+        Err(e) => bail!("rustup is needed to add the {WASM_TARGET} target: {e}"),
+    }
+}
+
+/// Package names of the crates under `dir` (one crate per subdirectory).
+fn crates_in(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let manifest = entry?.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        let name = text
+            .lines()
+            .skip_while(|l| l.trim() != "[package]")
+            .find_map(|l| l.trim().strip_prefix("name = ").map(|n| n.trim_matches('"').to_owned()))
+            .with_context(|| format!("no package name in {}", manifest.display()))?;
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Builds every first-party and test plugin once; returns the output directory.
+fn build_plugins() -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let mut crates = crates_in(&root().join("plugins"))?;
+    crates.extend(crates_in(&root().join("tests/plugins"))?);
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--target", WASM_TARGET]);
+    for c in &crates {
+        cmd.args(["-p", c]);
+    }
+    run(&mut cmd)?;
+    let dir = wasm_dir();
+    for c in &crates {
+        let file = dir.join(format!("{c}.wasm"));
+        if !file.is_file() {
+            bail!("expected {} after the build", file.display());
+        }
+    }
+    eprintln!("plugins built in {}", dir.display());
+    Ok(dir)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let wasm = build_plugins()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--exclude", "xtask"]).env("MOAT_TEST_WASM_DIR", &wasm).args(extra);
+    run(&mut cmd)
+}
+
+fn demo() -> Result<()> {
+    let wasm = build_plugins()?;
+    run(cargo().args(["build", "-p", "moat"]))?;
+    let here = std::env::current_dir()?;
+    let moat = root().join("target/debug/moat");
+    let plugin = wasm.join("disk_usage.wasm");
+    let dir = format!("{}:/here:ro", here.display());
+    eprintln!("\nCalling disk_usage on {} (granted read-only as /here):", here.display());
+    run(Command::new(&moat).args(["call"]).arg(&plugin).args(["disk_usage", r#"{"path": "/here"}"#, "--dir", &dir]))?;
+    eprintln!(
+        "\nTry it yourself:\n  {} call {} disk_usage '{{\"path\": \"/here\"}}' --dir {dir}",
+        moat.display(),
+        plugin.display()
+    );
+    eprintln!("  {} inspect {}", moat.display(), plugin.display());
+    Ok(())
+}
+
+fn bench_runtime() -> Result<()> {
+    let wasm = build_plugins()?;
+    run(cargo().args(["bench", "-p", "moat", "--bench", "runtime"]).env("MOAT_TEST_WASM_DIR", &wasm))
+}

@@ -605,7 +605,7 @@ fn panic_message(stderr: &[u8]) -> Option<String> {
     let rest = &text[start..];
     // "panicked at src/lib.rs:1:2:\nmessage\nnote: ..."
     let mut lines = rest.lines();
-    let location = lines.next()?.trim_end_matches(':');
+    let location = lines.next()?.trim_end_matches(':').trim_start_matches("panicked at ");
     let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
     let message = message.join(" ");
     Some(if message.is_empty() { location.to_owned() } else { format!("{message} ({location})") })

@@ -165,6 +165,14 @@ fn connect(args: NameArg) -> Result<String, String> {
         .map_err(|e| format!("connect failed: {e}"))
 }
 
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Counts its calls in a static: a fresh instance per call always says 1.
+#[tool(read_only)]
+fn counter() -> String {
+    (CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).to_string()
+}
+
 /// Succeeds.
 #[tool(read_only, idempotent)]
 fn ok() -> String {
@@ -174,6 +182,6 @@ fn ok() -> String {
 moat_sdk::plugin!(Hostile {
     tools: [
         read_file, write_file, list_dir, stat, env, env_names, spin, sleep, alloc, trap, panic, recurse, big_output,
-        touch, connect, ok
+        touch, connect, counter, ok
     ],
 });
