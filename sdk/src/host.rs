@@ -123,11 +123,11 @@ mod imp {
         }
         // SAFETY: statvfs returned 0, so `s` is initialised.
         let s = unsafe { s.assume_init() };
-        let frsize = s.f_frsize as u64;
+        let frsize = s.f_frsize;
         Ok(VolumeStats {
-            total_bytes: s.f_blocks as u64 * frsize,
-            free_bytes: s.f_bfree as u64 * frsize,
-            available_bytes: s.f_bavail as u64 * frsize,
+            total_bytes: s.f_blocks * frsize,
+            free_bytes: s.f_bfree * frsize,
+            available_bytes: s.f_bavail * frsize,
         })
     }
 }

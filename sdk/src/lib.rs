@@ -1,6 +1,6 @@
 //! Write moat tool plugins as plain, typed Rust functions.
 //!
-//! ```ignore
+//! ```text
 //! use moat_sdk::{tool, Json};
 //!
 //! #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -55,7 +55,7 @@ pub mod __private {
 
 /// Declares the plugin: names a type and lists its tools, resources and prompts.
 ///
-/// ```ignore
+/// ```text
 /// moat_sdk::plugin!(DiskUsage {
 ///     tools: [disk_usage],
 ///     resources: [limits],

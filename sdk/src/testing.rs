@@ -1,6 +1,6 @@
 //! Call a plugin's tools, resources and prompts natively, in a plain `cargo test`.
 //!
-//! ```ignore
+//! ```text
 //! let out = moat_sdk::testing::call_tool::<DiskUsage>("disk_usage", json!({"path": "/"}))?;
 //! ```
 //!
@@ -17,9 +17,12 @@ use crate::content::{ResourceContents, ToolOutput};
 use crate::host::LogLevel;
 use crate::plugin::{self, CallError, Plugin, PromptResult};
 
+/// One progress report: progress, total, message.
+pub type ProgressReport = (f64, Option<f64>, Option<String>);
+
 thread_local! {
     static LOGS: RefCell<Vec<(LogLevel, String)>> = const { RefCell::new(Vec::new()) };
-    static PROGRESS: RefCell<Vec<(f64, Option<f64>, Option<String>)>> = const { RefCell::new(Vec::new()) };
+    static PROGRESS: RefCell<Vec<ProgressReport>> = const { RefCell::new(Vec::new()) };
 }
 
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -38,7 +41,7 @@ pub fn take_logs() -> Vec<(LogLevel, String)> {
 }
 
 /// The progress reports this thread's tool calls sent since the last call.
-pub fn take_progress() -> Vec<(f64, Option<f64>, Option<String>)> {
+pub fn take_progress() -> Vec<ProgressReport> {
     PROGRESS.with(|p| std::mem::take(&mut *p.borrow_mut()))
 }
 

@@ -68,6 +68,6 @@ pub fn statvfs(path: &Path) -> (u64, u64, u64) {
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) }, 0);
     // SAFETY: statvfs returned 0.
     let s = unsafe { s.assume_init() };
-    let f = s.f_frsize as u64;
-    (s.f_blocks as u64 * f, s.f_bfree as u64 * f, s.f_bavail as u64 * f)
+    let f = s.f_frsize;
+    (s.f_blocks * f, s.f_bfree * f, s.f_bavail * f)
 }

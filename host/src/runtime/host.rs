@@ -207,11 +207,11 @@ fn statvfs(path: &Path) -> std::io::Result<volume_stats::Stats> {
     }
     // SAFETY: statvfs returned 0.
     let s = unsafe { s.assume_init() };
-    let frsize = s.f_frsize as u64;
+    let frsize = s.f_frsize;
     Ok(volume_stats::Stats {
-        total_bytes: s.f_blocks as u64 * frsize,
-        free_bytes: s.f_bfree as u64 * frsize,
-        available_bytes: s.f_bavail as u64 * frsize,
+        total_bytes: s.f_blocks * frsize,
+        free_bytes: s.f_bfree * frsize,
+        available_bytes: s.f_bavail * frsize,
     })
 }
 
