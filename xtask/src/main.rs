@@ -105,10 +105,41 @@ fn build_plugins() -> Result<PathBuf> {
 }
 
 fn test(extra: &[String]) -> Result<()> {
+    use std::io::{BufRead, BufReader};
     let wasm = build_plugins()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "xtask"]).env("MOAT_TEST_WASM_DIR", &wasm).args(extra);
-    run(&mut cmd)
+    eprintln!("+ {cmd:?}");
+    // Pass the output through, adding up every test binary's result line so the
+    // run closes on one total rather than on the last (often empty) binary.
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().context("cannot run cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+            ignored += count(" ignored");
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("cargo test failed with {status}");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
 }
 
 fn demo() -> Result<()> {

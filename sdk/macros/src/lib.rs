@@ -150,6 +150,16 @@ fn emit(item: &ItemFn, def_ty: TokenStream2, body: TokenStream2) -> TokenStream 
     .into()
 }
 
+/// Parses the attribute and the function, then runs `f`; errors become compile errors.
+fn expand(attr: TokenStream, item: TokenStream, f: fn(&Options, &ItemFn) -> syn::Result<TokenStream>) -> TokenStream {
+    let opts = match Options::parse(attr) {
+        Ok(o) => o,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let item = parse_macro_input!(item as ItemFn);
+    f(&opts, &item).unwrap_or_else(|e| e.to_compile_error().into())
+}
+
 /// Makes a typed function a tool.
 ///
 /// The function takes one argument whose type implements `Deserialize + JsonSchema`
@@ -161,15 +171,7 @@ fn emit(item: &ItemFn, def_ty: TokenStream2, body: TokenStream2) -> TokenStream 
 /// `destructive`, `idempotent`, `open_world` (all off unless given).
 #[proc_macro_attribute]
 pub fn tool(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let opts = match Options::parse(attr) {
-        Ok(o) => o,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    let item = parse_macro_input!(item as ItemFn);
-    match tool_impl(&opts, &item) {
-        Ok(ts) => ts,
-        Err(e) => e.to_compile_error().into(),
-    }
+    expand(attr, item, tool_impl)
 }
 
 fn tool_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
@@ -236,15 +238,7 @@ fn tool_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
 /// one. Options: `name`, `title`, `mime_type`, `description` (else the doc comment).
 #[proc_macro_attribute]
 pub fn resource(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let opts = match Options::parse(attr) {
-        Ok(o) => o,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    let item = parse_macro_input!(item as ItemFn);
-    match resource_impl(&opts, &item) {
-        Ok(ts) => ts,
-        Err(e) => e.to_compile_error().into(),
-    }
+    expand(attr, item, resource_impl)
 }
 
 fn resource_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
@@ -304,15 +298,7 @@ fn resource_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
 /// Options: `name`, `title`, `description` (else the doc comment).
 #[proc_macro_attribute]
 pub fn prompt(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let opts = match Options::parse(attr) {
-        Ok(o) => o,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    let item = parse_macro_input!(item as ItemFn);
-    match prompt_impl(&opts, &item) {
-        Ok(ts) => ts,
-        Err(e) => e.to_compile_error().into(),
-    }
+    expand(attr, item, prompt_impl)
 }
 
 fn prompt_impl(opts: &Options, item: &ItemFn) -> syn::Result<TokenStream> {
