@@ -208,6 +208,12 @@ async fn traps_and_panics_end_one_call_only() {
 }
 
 #[tokio::test]
+async fn a_flood_on_stderr_does_not_kill_the_plugin() {
+    let p = load("hostile", limits(|_| {})).await;
+    assert_eq!(text(call(&p, "shout", json!({"n": 1 << 20})).await), "shouted");
+}
+
+#[tokio::test]
 async fn output_cap_is_enforced() {
     let p = load("hostile", limits(|l| l.max_output_bytes = 1000)).await;
     let err = call(&p, "big_output", json!({"n": 5000})).await.unwrap_err();

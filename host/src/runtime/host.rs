@@ -215,6 +215,87 @@ fn statvfs(path: &Path) -> std::io::Result<volume_stats::Stats> {
     })
 }
 
+/// A plugin's stderr: keeps the first `capacity` bytes for error messages and
+/// drops the rest. Writes never fail, so a chatty plugin is not killed by its logs.
+#[derive(Clone)]
+pub struct CappedPipe {
+    buf: Arc<std::sync::Mutex<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl CappedPipe {
+    pub fn new(capacity: usize) -> Self {
+        CappedPipe { buf: Arc::new(std::sync::Mutex::new(Vec::new())), capacity }
+    }
+
+    pub fn contents(&self) -> Vec<u8> {
+        self.buf.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    fn keep(&self, bytes: &[u8]) {
+        if let Ok(mut b) = self.buf.lock() {
+            let room = self.capacity.saturating_sub(b.len());
+            b.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl wasmtime_wasi::p2::OutputStream for CappedPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        self.keep(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.keep(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

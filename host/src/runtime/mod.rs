@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::{MemoryOutputPipe, SinkOutputStream};
+use wasmtime_wasi::p2::pipe::SinkOutputStream;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::config::{DirGrant, DirMode, Limits, MAX_MEMORY_MB, PluginSettings};
@@ -33,7 +33,7 @@ use crate::schema::ArgumentValidator;
 use crate::secrets::find_credential;
 pub use cache::Origin;
 pub use host::resolve_granted;
-use host::{CallState, DeadlineExceeded, MemoryLimitExceeded, MemoryLimiter};
+use host::{CallState, CappedPipe, DeadlineExceeded, MemoryLimitExceeded, MemoryLimiter};
 use types::*;
 
 pub(crate) mod bindings {
@@ -505,7 +505,7 @@ impl Runtime {
         let _permit =
             self.permits.acquire().await.map_err(|_| CallError::Host("the runtime is shutting down".into()))?;
         let limits = plugin.settings.limits;
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = CappedPipe::new(STDERR_CAPACITY);
         let mut store = self.new_store(plugin, limits, ctx, stderr.clone())?;
         let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -526,7 +526,7 @@ impl Runtime {
         plugin: &LoadedPlugin,
         limits: Limits,
         ctx: &CallContext,
-        stderr: MemoryOutputPipe,
+        stderr: CappedPipe,
     ) -> Result<Store<CallState>, CallError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(SinkOutputStream).stderr(stderr);
@@ -569,7 +569,7 @@ impl Runtime {
 }
 
 /// Turns a wasmtime error from a call into what the caller is told.
-fn classify(e: wasmtime::Error, limits: Limits, stderr: &MemoryOutputPipe) -> CallError {
+fn classify(e: wasmtime::Error, limits: Limits, stderr: &CappedPipe) -> CallError {
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return CallError::Timeout(d.0);
     }

@@ -173,6 +173,16 @@ fn counter() -> String {
     (CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).to_string()
 }
 
+/// Writes `n` bytes to stderr, then succeeds.
+#[tool(read_only)]
+fn shout(args: Size) -> String {
+    let line = "x".repeat(1023);
+    for _ in 0..args.n / 1024 {
+        eprintln!("{line}");
+    }
+    "shouted".into()
+}
+
 /// Succeeds.
 #[tool(read_only, idempotent)]
 fn ok() -> String {
@@ -182,6 +192,6 @@ fn ok() -> String {
 moat_sdk::plugin!(Hostile {
     tools: [
         read_file, write_file, list_dir, stat, env, env_names, spin, sleep, alloc, trap, panic, recurse, big_output,
-        touch, connect, counter, ok
+        touch, connect, counter, shout, ok
     ],
 });
