@@ -430,23 +430,20 @@ impl Runtime {
                 p.moat_plugin_tools().call_call_tool(&mut *store, tool, &args).await
             })
             .await??;
-        let structured = match result.structured {
-            None => None,
-            Some(s) => {
-                if s.len() as u64 > limit {
-                    return Err(CallError::OutputTooLarge { size: s.len(), limit });
-                }
-                Some(
-                    serde_json::from_str::<Value>(&s)
-                        .map_err(|e| CallError::BadOutput(format!("structured content is not JSON: {e}")))?,
-                )
-            }
-        };
-        let output = ToolOutput { content: result.content.into_iter().map(Into::into).collect(), structured };
-        let size = output.size();
+        // Size the payload as the plugin returned it: no re-serialisation.
+        let content: Vec<Content> = result.content.into_iter().map(Into::into).collect();
+        let size = content.iter().map(Content::size).sum::<usize>() + result.structured.as_ref().map_or(0, String::len);
         if size as u64 > limit {
             return Err(CallError::OutputTooLarge { size, limit });
         }
+        let structured = match result.structured {
+            None => None,
+            Some(s) => Some(
+                serde_json::from_str::<Value>(&s)
+                    .map_err(|e| CallError::BadOutput(format!("structured content is not JSON: {e}")))?,
+            ),
+        };
+        let output = ToolOutput { content, structured };
         Ok(output)
     }
 
@@ -463,20 +460,12 @@ impl Runtime {
                 p.moat_plugin_resources().call_read_resource(&mut *store, uri).await
             })
             .await??;
-        let size: usize = contents
-            .iter()
-            .map(|c| {
-                c.uri.len()
-                    + match &c.body {
-                        bindings::v0_1::moat::plugin::types::ResourceBody::Text(t) => t.len(),
-                        bindings::v0_1::moat::plugin::types::ResourceBody::Blob(b) => b.len(),
-                    }
-            })
-            .sum();
+        let contents: Vec<ResourceContents> = contents.into_iter().map(Into::into).collect();
+        let size: usize = contents.iter().map(ResourceContents::size).sum();
         if size as u64 > limit {
             return Err(CallError::OutputTooLarge { size, limit });
         }
-        Ok(contents.into_iter().map(Into::into).collect())
+        Ok(contents)
     }
 
     /// Fills in a prompt the plugin serves.

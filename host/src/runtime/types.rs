@@ -131,16 +131,9 @@ pub enum LogLevel {
     Error,
 }
 
-impl ToolOutput {
-    /// Bytes of payload: text, binary data and structured JSON.
-    pub fn size(&self) -> usize {
-        let structured = self.structured.as_ref().map_or(0, |v| v.to_string().len());
-        self.content.iter().map(Content::size).sum::<usize>() + structured
-    }
-}
-
 impl Content {
-    fn size(&self) -> usize {
+    /// Bytes of payload, for the output cap.
+    pub fn size(&self) -> usize {
         match self {
             Content::Text(t) => t.len(),
             Content::Image { data, mime_type } | Content::Audio { data, mime_type } => data.len() + mime_type.len(),
@@ -150,6 +143,7 @@ impl Content {
 }
 
 impl ResourceContents {
+    /// Bytes of payload, for the output cap.
     pub fn size(&self) -> usize {
         self.uri.len()
             + match &self.body {
