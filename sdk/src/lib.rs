@@ -29,6 +29,7 @@ mod host;
 mod plugin;
 mod uri_template;
 
+pub mod client;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::client::{Answer, Capabilities, ClientError};
 use crate::content::{ResourceContents, ToolOutput};
 use crate::host::LogLevel;
 use crate::plugin::{self, CallError, Plugin, PromptResult};
@@ -23,6 +24,27 @@ pub type ProgressReport = (f64, Option<f64>, Option<String>);
 thread_local! {
     static LOGS: RefCell<Vec<(LogLevel, String)>> = const { RefCell::new(Vec::new()) };
     static PROGRESS: RefCell<Vec<ProgressReport>> = const { RefCell::new(Vec::new()) };
+    static ANSWERS: RefCell<std::collections::VecDeque<Result<Answer, ClientError>>> =
+        const { RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// Queues the client's next answer to a question ([`crate::client::ask`] and
+/// friends) on this thread; the native client declares every capability. With
+/// none queued, a question fails.
+pub fn queue_client_answer(answer: Result<Answer, ClientError>) {
+    ANSWERS.with(|a| a.borrow_mut().push_back(answer));
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn client_capabilities() -> Capabilities {
+    Capabilities { elicitation: true, sampling: true, roots: true }
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn next_client_answer() -> Result<Answer, ClientError> {
+    ANSWERS
+        .with(|a| a.borrow_mut().pop_front())
+        .unwrap_or_else(|| Err(ClientError("no client answer queued (moat_sdk::testing::queue_client_answer)".into())))
 }
 
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]

@@ -8,8 +8,8 @@ use crate::plugin::{self, CallError, Plugin};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.1.0",
-        world: "moat:plugin/plugin@0.1.0",
+        path: "../wit/v0.1.1",
+        world: "moat:plugin/plugin@0.1.1",
         pub_export_macro: true,
         export_macro_name: "__export_moat_plugin",
         default_bindings_module: "moat_sdk::wasm::bindings",
@@ -47,7 +47,25 @@ fn wit_contents(c: ResourceContents) -> wit::ResourceContents {
     }
 }
 
-fn wit_content(c: Content) -> wit::Content {
+pub(crate) fn from_wit_content(c: wit::Content) -> Content {
+    match c {
+        wit::Content::Text(text) => Content::Text { text },
+        wit::Content::Image(m) => Content::Image { data: m.data, mime_type: m.mime_type },
+        wit::Content::Audio(m) => Content::Audio { data: m.data, mime_type: m.mime_type },
+        wit::Content::Resource(r) => Content::Resource {
+            resource: ResourceContents {
+                uri: r.uri,
+                mime_type: r.mime_type,
+                body: match r.body {
+                    wit::ResourceBody::Text(t) => ResourceBody::Text(t),
+                    wit::ResourceBody::Blob(b) => ResourceBody::Blob(b),
+                },
+            },
+        },
+    }
+}
+
+pub(crate) fn wit_content(c: Content) -> wit::Content {
     match c {
         Content::Text { text } => wit::Content::Text(text),
         Content::Image { data, mime_type } => wit::Content::Image(wit::Media { data, mime_type }),

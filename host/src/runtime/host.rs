@@ -1,5 +1,5 @@
-//! Per-call store state and the host side of the plugin's imports: log, progress
-//! and volume-stats.
+//! Per-call store state and the host side of the plugin's imports: log, progress,
+//! volume-stats and client (elicitation, sampling).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -9,8 +9,9 @@ use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::v0_1::moat::plugin::{log, progress, types, volume_stats};
-use super::types::{LogLevel, PluginEvent};
+use super::bindings::v0_1::moat::plugin::{client, log, progress, types, volume_stats};
+use super::types::{Answer, AskOutcome, ClientBridge, ClientCapabilities, ElicitAction, LogLevel, PluginEvent};
+use super::types::{PromptMessage, Question, SamplingRequest};
 use crate::config::DirGrant;
 
 /// Most log or progress events one call may send; the rest are dropped.
@@ -30,6 +31,36 @@ pub struct MemoryLimitExceeded {
     pub limit_mb: u64,
     pub wanted_mb: u64,
 }
+
+/// Raised (as a trap) when a plugin asks the client something that has no answer
+/// yet: the call stops and the question goes back to the client (2026-07-28).
+#[derive(Debug, thiserror::Error)]
+#[error("the tool needs input from the client")]
+pub struct InputRequired;
+
+/// A call's deadline, read by the epoch callback and by the timer around the
+/// call; pushed back while the plugin waits for the client.
+#[derive(Clone)]
+pub struct SharedDeadline(Arc<std::sync::Mutex<Instant>>);
+
+impl SharedDeadline {
+    pub fn new(at: Instant) -> Self {
+        SharedDeadline(Arc::new(std::sync::Mutex::new(at)))
+    }
+
+    pub fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn extend(&self, by: std::time::Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+/// Raised (as a trap) when a plugin asks something the client did not declare.
+#[derive(Debug, thiserror::Error)]
+#[error("the client did not declare the `{0}` capability")]
+pub struct MissingCapability(pub &'static str);
 
 /// Caps the total linear memory of one instance.
 pub struct MemoryLimiter {
@@ -72,8 +103,9 @@ pub struct CallState {
     pub(super) grants: Arc<[DirGrant]>,
     pub(super) events: Option<mpsc::UnboundedSender<PluginEvent>>,
     pub(super) events_sent: u32,
-    pub(super) deadline: Instant,
+    pub(super) deadline: SharedDeadline,
     pub(super) timeout_ms: u64,
+    pub(super) client: Option<Arc<dyn ClientBridge>>,
 }
 
 impl WasiView for CallState {
@@ -317,5 +349,98 @@ mod tests {
             );
         }
         assert!(matches!(resolve_granted(&grants, "/data/missing"), Err(volume_stats::StatsError::NotFound(_))));
+    }
+}
+
+impl CallState {
+    fn client_capabilities(&self) -> ClientCapabilities {
+        self.client.as_ref().map(|c| c.capabilities()).unwrap_or_default()
+    }
+}
+
+impl client::Host for CallState {
+    fn capabilities(&mut self) -> client::ClientCapabilities {
+        let c = self.client_capabilities();
+        client::ClientCapabilities { elicitation: c.elicitation, sampling: c.sampling, roots: c.roots }
+    }
+
+    /// The time spent waiting for the answer (a person filling in a form) does
+    /// not count against the plugin's deadline.
+    async fn ask(
+        &mut self,
+        questions: Vec<(String, client::Question)>,
+    ) -> wasmtime::Result<Result<Vec<client::Answer>, String>> {
+        let mut asked = Vec::with_capacity(questions.len());
+        for (key, q) in questions {
+            if asked.iter().any(|(k, _)| k == &key) {
+                return Ok(Err(format!("question key `{key}` is used twice")));
+            }
+            let q = match q {
+                client::Question::Elicit(e) => match serde_json::from_str(&e.requested_schema) {
+                    Ok(schema @ serde_json::Value::Object(_)) => {
+                        Question::Elicit { message: e.message, requested_schema: schema }
+                    }
+                    _ => return Ok(Err(format!("question `{key}`: requested-schema must be a JSON object"))),
+                },
+                client::Question::Sample(r) => Question::Sample(SamplingRequest {
+                    messages: r
+                        .messages
+                        .into_iter()
+                        .map(|m| PromptMessage { role: m.role.into(), content: m.content.into() })
+                        .collect(),
+                    system_prompt: r.system_prompt,
+                    max_tokens: r.max_tokens,
+                    temperature: r.temperature,
+                    model_hints: r.model_hints,
+                }),
+                client::Question::ListRoots => Question::ListRoots,
+            };
+            asked.push((key, q));
+        }
+        let caps = self.client_capabilities();
+        for (_, q) in &asked {
+            let declared = match q {
+                Question::Elicit { .. } => caps.elicitation,
+                Question::Sample(_) => caps.sampling,
+                Question::ListRoots => caps.roots,
+            };
+            if !declared {
+                return Err(MissingCapability(q.capability()).into());
+            }
+        }
+        let Some(bridge) = self.client.clone() else {
+            return Ok(Err("this call has no client to ask".into()));
+        };
+        let started = Instant::now();
+        let outcome = bridge.ask(asked).await;
+        self.deadline.extend(started.elapsed());
+        match outcome {
+            AskOutcome::Answered(answers) => Ok(Ok(answers.into_iter().map(wit_answer).collect())),
+            AskOutcome::Failed(m) => Ok(Err(m)),
+            AskOutcome::MissingCapability(c) => Err(MissingCapability(c).into()),
+            AskOutcome::NeedsInput => Err(InputRequired.into()),
+        }
+    }
+}
+
+fn wit_answer(a: Answer) -> client::Answer {
+    match a {
+        Answer::Elicit { action, content } => client::Answer::Elicit(client::ElicitResponse {
+            action: match action {
+                ElicitAction::Accept => client::ElicitAction::Accept,
+                ElicitAction::Decline => client::ElicitAction::Decline,
+                ElicitAction::Cancel => client::ElicitAction::Cancel,
+            },
+            content: content.map(|c| c.to_string()),
+        }),
+        Answer::Sample { role, content, model, stop_reason } => client::Answer::Sample(client::SamplingResponse {
+            role: role.into(),
+            content: content.into(),
+            model,
+            stop_reason,
+        }),
+        Answer::Roots(roots) => {
+            client::Answer::Roots(roots.into_iter().map(|r| client::Root { uri: r.uri, name: r.name }).collect())
+        }
     }
 }

@@ -33,14 +33,20 @@ use crate::schema::ArgumentValidator;
 use crate::secrets::find_credential;
 pub use cache::Origin;
 pub use host::resolve_granted;
-use host::{CallState, CappedPipe, DeadlineExceeded, MemoryLimitExceeded, MemoryLimiter};
+use host::{
+    CallState, CappedPipe, DeadlineExceeded, InputRequired, MemoryLimitExceeded, MemoryLimiter, MissingCapability,
+    SharedDeadline,
+};
 use types::*;
 
 pub(crate) mod bindings {
     pub mod v0_1 {
         wasmtime::component::bindgen!({
-            path: "../wit/v0.1.0",
-            world: "moat:plugin/plugin@0.1.0",
+            path: "../wit/v0.1.1",
+            world: "moat:plugin/plugin@0.1.1",
+            imports: {
+                "moat:plugin/client.ask": async | trappable,
+            },
             exports: { default: async },
         });
     }
@@ -55,7 +61,7 @@ const MAX_INSTANCES: u32 = 256;
 /// Bytes of a plugin's stderr kept for error messages.
 const STDERR_CAPACITY: usize = 64 * 1024;
 /// The WIT package versions this host serves.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +109,13 @@ pub enum CallError {
     /// The plugin returned something malformed.
     #[error("plugin returned an invalid result: {0}")]
     BadOutput(String),
+    /// The plugin asked the client something not yet answered; the MCP layer
+    /// turns this into an input-required result.
+    #[error("the tool needs input from the client")]
+    InputRequired,
+    /// The plugin asked something the client did not declare (MCP -32021).
+    #[error("the client did not declare the `{0}` capability this tool needs")]
+    MissingCapability(&'static str),
     /// moat itself could not run the call.
     #[error("cannot run the plugin: {0}")]
     Host(String),
@@ -148,10 +161,21 @@ pub struct Runtime {
 }
 
 /// Per-call extras from the caller.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct CallContext {
     /// Receives the plugin's log and progress events as they happen.
     pub events: Option<mpsc::UnboundedSender<PluginEvent>>,
+    /// Answers the plugin's elicitation and sampling questions.
+    pub client: Option<Arc<dyn ClientBridge>>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("events", &self.events.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
 }
 
 /// A loaded plugin: its compiled component ready to instantiate, what it offers,
@@ -496,16 +520,25 @@ impl Runtime {
         let limits = plugin.settings.limits;
         let stderr = CappedPipe::new(STDERR_CAPACITY);
         let mut store = self.new_store(plugin, limits, ctx, stderr.clone())?;
+        // The deadline moves while the plugin waits for the client.
+        let deadline = store.data().deadline.clone();
         let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             f(&mut store, &instance).await
         };
         // The epoch callback ends runaway wasm; this also ends a call parked in a
         // host future (a long sleep) that never runs wasm to see the deadline.
-        let grace = Duration::from_millis(limits.timeout_ms) + EPOCH_TICK * 10;
-        let result = match tokio::time::timeout(grace, run).await {
-            Ok(r) => r,
-            Err(_) => return Err(CallError::Timeout(limits.timeout_ms)),
+        let mut run = std::pin::pin!(run);
+        let result = loop {
+            let until = deadline.get() + EPOCH_TICK * 10;
+            tokio::select! {
+                r = run.as_mut() => break r,
+                () = tokio::time::sleep_until(until.into()) => {
+                    if deadline.get() + EPOCH_TICK * 10 <= until {
+                        return Err(CallError::Timeout(limits.timeout_ms));
+                    }
+                }
+            }
         };
         result.map_err(|e| classify(e, limits, &stderr))
     }
@@ -540,15 +573,16 @@ impl Runtime {
             grants: plugin.grants.clone(),
             events: ctx.events.clone(),
             events_sent: 0,
-            deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
+            deadline: SharedDeadline::new(Instant::now() + Duration::from_millis(limits.timeout_ms)),
             timeout_ms: limits.timeout_ms,
+            client: ctx.client.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             let state = ctx.data();
-            if Instant::now() >= state.deadline {
+            if Instant::now() >= state.deadline.get() {
                 return Err(DeadlineExceeded(state.timeout_ms).into());
             }
             Ok(UpdateDeadline::Yield(1))
@@ -559,6 +593,12 @@ impl Runtime {
 
 /// Turns a wasmtime error from a call into what the caller is told.
 fn classify(e: wasmtime::Error, limits: Limits, stderr: &CappedPipe) -> CallError {
+    if e.downcast_ref::<InputRequired>().is_some() {
+        return CallError::InputRequired;
+    }
+    if let Some(m) = e.downcast_ref::<MissingCapability>() {
+        return CallError::MissingCapability(m.0);
+    }
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return CallError::Timeout(d.0);
     }

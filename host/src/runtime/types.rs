@@ -186,13 +186,7 @@ impl From<w01::PromptResult> for PromptResult {
             messages: p
                 .messages
                 .into_iter()
-                .map(|m| PromptMessage {
-                    role: match m.role {
-                        w01::Role::User => Role::User,
-                        w01::Role::Assistant => Role::Assistant,
-                    },
-                    content: m.content.into(),
-                })
+                .map(|m| PromptMessage { role: m.role.into(), content: m.content.into() })
                 .collect(),
         }
     }
@@ -227,6 +221,128 @@ impl From<w01::Prompt> for PromptInfo {
                 .into_iter()
                 .map(|a| PromptArgument { name: a.name, description: a.description, required: a.required })
                 .collect(),
+        }
+    }
+}
+
+/// What the client declared it can answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientCapabilities {
+    pub elicitation: bool,
+    pub sampling: bool,
+    pub roots: bool,
+}
+
+/// A question a plugin asks the client in the middle of a tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Question {
+    /// Ask the user to fill in a form described by a JSON Schema object.
+    Elicit {
+        message: String,
+        requested_schema: Value,
+    },
+    /// Ask the client's model for a completion.
+    Sample(SamplingRequest),
+    ListRoots,
+}
+
+impl Question {
+    /// The client capability the question needs.
+    pub fn capability(&self) -> &'static str {
+        match self {
+            Question::Elicit { .. } => "elicitation",
+            Question::Sample(_) => "sampling",
+            Question::ListRoots => "roots",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingRequest {
+    pub messages: Vec<PromptMessage>,
+    pub system_prompt: Option<String>,
+    pub max_tokens: u32,
+    pub temperature: Option<f64>,
+    pub model_hints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElicitAction {
+    Accept,
+    Decline,
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub uri: String,
+    pub name: Option<String>,
+}
+
+/// The client's answer to a [`Question`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Elicit { action: ElicitAction, content: Option<Value> },
+    Sample { role: Role, content: Content, model: String, stop_reason: Option<String> },
+    Roots(Vec<Root>),
+}
+
+/// What became of a set of questions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AskOutcome {
+    /// One answer per question, in order.
+    Answered(Vec<Answer>),
+    /// The client refused or answered with something unreadable.
+    Failed(String),
+    /// The client did not declare this capability: the call ends with -32021.
+    MissingCapability(&'static str),
+    /// Not all answered yet: the call stops and asks (2026-07-28 input-required
+    /// round trip); the bridge keeps the questions.
+    NeedsInput,
+}
+
+/// Carries a plugin's questions to the MCP client. The MCP layer provides one per
+/// call; without one the client is taken to declare nothing.
+pub trait ClientBridge: Send + Sync {
+    fn capabilities(&self) -> ClientCapabilities;
+    fn ask(
+        &self,
+        questions: Vec<(String, Question)>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = AskOutcome> + Send + '_>>;
+}
+
+impl From<Role> for w01::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::User => w01::Role::User,
+            Role::Assistant => w01::Role::Assistant,
+        }
+    }
+}
+
+impl From<w01::Role> for Role {
+    fn from(r: w01::Role) -> Self {
+        match r {
+            w01::Role::User => Role::User,
+            w01::Role::Assistant => Role::Assistant,
+        }
+    }
+}
+
+impl From<Content> for w01::Content {
+    fn from(c: Content) -> Self {
+        match c {
+            Content::Text(t) => w01::Content::Text(t),
+            Content::Image { data, mime_type } => w01::Content::Image(w01::Media { data, mime_type }),
+            Content::Audio { data, mime_type } => w01::Content::Audio(w01::Media { data, mime_type }),
+            Content::Resource(r) => w01::Content::Resource(w01::ResourceContents {
+                uri: r.uri,
+                mime_type: r.mime_type,
+                body: match r.body {
+                    ResourceBody::Text(t) => w01::ResourceBody::Text(t),
+                    ResourceBody::Blob(b) => w01::ResourceBody::Blob(b),
+                },
+            }),
         }
     }
 }
