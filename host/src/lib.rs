@@ -5,7 +5,11 @@
 //! fresh sandboxed instance per call; [`registry`] loads a plugins folder into an
 //! immutable catalogue.
 
+pub mod auth;
 pub mod config;
+pub mod http;
+pub mod mcp;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod schema;

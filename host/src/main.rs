@@ -12,6 +12,8 @@ use moat::registry::Registry;
 use moat::runtime::types::ToolOutput;
 use moat::runtime::{CallContext, CallError, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
+mod serve;
+
 #[derive(Parser)]
 #[command(name = "moat", version, about = "MCP host that runs every tool as a sandboxed WebAssembly component")]
 struct Cli {
@@ -21,6 +23,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve MCP over streamable HTTP at /mcp (or over stdio with --stdio).
+    Serve {
+        /// Configuration file (default: built-in defaults plus MOAT_* variables).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8000 (port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Plugins directory.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// Admin listener for /metrics and verbose /readyz (off unless set).
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
+        /// Local development: verify tokens against a dev key kept in .moat/; loopback only.
+        #[arg(long, conflicts_with = "stdio")]
+        dev: bool,
+        /// Serve MCP over stdin/stdout instead of HTTP (local use; no auth).
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Mint a token signed by the dev key (.moat/ in the working directory).
+    Token {
+        /// Required: only dev tokens can be minted.
+        #[arg(long)]
+        dev: bool,
+        /// Space-separated scopes.
+        #[arg(long, default_value = moat::auth::DEV_SCOPES)]
+        scope: String,
+        /// Subject (who the token names).
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// Lifetime: 90s, 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
     /// Print a plugin's WIT version, tools, resources, prompts and imports.
     Inspect {
         /// The plugin component.
@@ -89,12 +127,26 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve { config, listen, plugins, admin_listen, dev, stdio } => {
+            serve::run(serve::Args { config, listen, plugins, admin_listen, dev, stdio }).await
+        }
+        Command::Token { dev, scope, sub, ttl } => token(dev, &scope, &sub, &ttl),
         Command::Inspect { file, json } => inspect(&file, json).await,
         Command::Call { file, tool, arguments, dirs, envs, timeout_ms, memory_mb } => {
             call(&file, &tool, &arguments, &dirs, envs, timeout_ms, memory_mb).await
         }
         Command::Check { config, plugins } => check(config.as_deref(), plugins).await,
     }
+}
+
+fn token(dev: bool, scope: &str, sub: &str, ttl: &str) -> Result<ExitCode> {
+    if !dev {
+        bail!("only dev tokens can be minted: pass --dev (production tokens come from your identity provider)");
+    }
+    let ttl = moat::auth::parse_ttl(ttl).map_err(anyhow::Error::msg)?;
+    let key = moat::auth::DevKey::load_or_create(Path::new(serve::DEV_DIR))?;
+    println!("{}", key.mint(sub, scope, ttl).map_err(anyhow::Error::msg)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {

@@ -62,6 +62,11 @@ impl SharedDeadline {
 #[error("the client did not declare the `{0}` capability")]
 pub struct MissingCapability(pub &'static str);
 
+/// Raised (as a trap) when the client's answer does not fit the question.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadAnswer(pub String);
+
 /// Caps the total linear memory of one instance.
 pub struct MemoryLimiter {
     limit: usize,
@@ -417,6 +422,7 @@ impl client::Host for CallState {
         match outcome {
             AskOutcome::Answered(answers) => Ok(Ok(answers.into_iter().map(wit_answer).collect())),
             AskOutcome::Failed(m) => Ok(Err(m)),
+            AskOutcome::BadAnswer(m) => Err(BadAnswer(m).into()),
             AskOutcome::MissingCapability(c) => Err(MissingCapability(c).into()),
             AskOutcome::NeedsInput => Err(InputRequired.into()),
         }

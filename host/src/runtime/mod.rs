@@ -34,7 +34,7 @@ use crate::secrets::find_credential;
 pub use cache::Origin;
 pub use host::resolve_granted;
 use host::{
-    CallState, CappedPipe, DeadlineExceeded, InputRequired, MemoryLimitExceeded, MemoryLimiter, MissingCapability,
+    BadAnswer, CallState, CappedPipe, DeadlineExceeded, InputRequired, MemoryLimitExceeded, MemoryLimiter, MissingCapability,
     SharedDeadline,
 };
 use types::*;
@@ -595,6 +595,9 @@ impl Runtime {
 fn classify(e: wasmtime::Error, limits: Limits, stderr: &CappedPipe) -> CallError {
     if e.downcast_ref::<InputRequired>().is_some() {
         return CallError::InputRequired;
+    }
+    if let Some(m) = e.downcast_ref::<BadAnswer>() {
+        return CallError::InvalidArguments(m.0.clone());
     }
     if let Some(m) = e.downcast_ref::<MissingCapability>() {
         return CallError::MissingCapability(m.0);

@@ -294,6 +294,8 @@ pub enum AskOutcome {
     Answered(Vec<Answer>),
     /// The client refused or answered with something unreadable.
     Failed(String),
+    /// The client's answer does not fit the question: the call ends with -32602.
+    BadAnswer(String),
     /// The client did not declare this capability: the call ends with -32021.
     MissingCapability(&'static str),
     /// Not all answered yet: the call stops and asks (2026-07-28 input-required

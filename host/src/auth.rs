@@ -1,0 +1,287 @@
+//! Bearer tokens: JWT verification against configured public keys, a cache of
+//! verified tokens, and the dev key of `--dev` mode.
+//!
+//! A token is read only from the `Authorization` header. It is never logged, never
+//! forwarded and never reaches a plugin; the cache keys on its SHA-256.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Issuer and audience of dev tokens (`moat serve --dev`, `moat token --dev`).
+pub const DEV_ISSUER: &str = "moat-dev";
+pub const DEV_AUDIENCE: &str = "moat-dev";
+/// Every scope a dev token gets unless told otherwise.
+pub const DEV_SCOPES: &str = "tools:read tools:write";
+/// Most verified tokens remembered; the cache is cleared when full.
+const CACHE_CAPACITY: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a PEM public key (RSA, EC P-256/P-384 or Ed25519): {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("cannot create the dev key in {dir}: {reason}")]
+    Dev { dir: PathBuf, reason: String },
+    #[error("unknown algorithm `{0}`")]
+    Algorithm(String),
+}
+
+/// The verified caller of a request, set by the auth middleware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: String,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scp: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    iss: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    aud: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+}
+
+struct Key {
+    kid: Option<String>,
+    key: DecodingKey,
+    family: &'static str,
+}
+
+/// Checks bearer tokens: signature by one of the keys, `alg` in the allowlist,
+/// `iss`, `aud`, `exp` and `nbf` (with leeway).
+pub struct Verifier {
+    keys: Vec<Key>,
+    validation: Validation,
+    cache: Mutex<HashMap<[u8; 32], (Caller, u64)>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn family(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 => "RSA",
+        Algorithm::PS512 => "RSA",
+        Algorithm::ES256 | Algorithm::ES384 => "EC",
+        Algorithm::EdDSA => "OKP",
+        _ => "HMAC",
+    }
+}
+
+impl Verifier {
+    /// `algorithms` are names such as `RS256`; HMAC algorithms are refused.
+    pub fn new(issuer: &str, audience: &str, algorithms: &[String], leeway_s: u64) -> Result<Self, KeyError> {
+        let algs = algorithms
+            .iter()
+            .map(|a| match a.parse::<Algorithm>() {
+                Ok(alg) if family(alg) != "HMAC" => Ok(alg),
+                _ => Err(KeyError::Algorithm(a.clone())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut validation = Validation::new(*algs.first().ok_or_else(|| KeyError::Algorithm(String::new()))?);
+        validation.algorithms = algs;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.leeway = leeway_s;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        Ok(Verifier { keys: Vec::new(), validation, cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// Adds a PEM public key file.
+    pub fn add_pem_file(&mut self, path: &Path) -> Result<(), KeyError> {
+        let pem = std::fs::read(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+        let (key, family) = DecodingKey::from_rsa_pem(&pem)
+            .map(|k| (k, "RSA"))
+            .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, "EC")))
+            .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, "OKP")))
+            .map_err(|e| KeyError::Parse { path: path.to_owned(), reason: e.to_string() })?;
+        self.keys.push(Key { kid: None, key, family });
+        Ok(())
+    }
+
+    fn add_key(&mut self, kid: String, key: DecodingKey, family: &'static str) {
+        self.keys.push(Key { kid: Some(kid), key, family });
+    }
+
+    /// Verifies a token, from the cache when it was verified before and has not
+    /// expired since.
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = now();
+        if let Some((caller, exp)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
+            && now < exp + self.validation.leeway
+        {
+            return Ok(caller.clone());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(AuthError::Invalid(format!("algorithm {:?} is not allowed", header.alg)));
+        }
+        let candidates = self.keys.iter().filter(|k| {
+            k.family == family(header.alg) && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+        });
+        let mut last = AuthError::Invalid("no key matches the token".into());
+        for k in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &k.key, &self.validation) {
+                Ok(data) => {
+                    let c = data.claims;
+                    let scopes = match (c.scope, c.scp) {
+                        (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
+                        (None, Some(list)) => list,
+                        (None, None) => Vec::new(),
+                    };
+                    let caller = Caller { subject: c.sub, scopes };
+                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(digest, (caller.clone(), c.exp));
+                    return Ok(caller);
+                }
+                Err(e) => last = AuthError::Invalid(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// The ES256 key of `--dev` mode, kept in `.moat/dev-key.pem` of the working
+/// directory so `serve --dev` and `token --dev` run from one directory agree.
+pub struct DevKey {
+    pkcs8: Vec<u8>,
+    kid: String,
+    x: String,
+    y: String,
+}
+
+impl DevKey {
+    /// Loads the dev key under `dir`, creating it (0600, in a 0700 folder) once.
+    pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let err = |reason: String| KeyError::Dev { dir: dir.to_owned(), reason };
+        let path = dir.join("dev-key.pem");
+        let pkcs8 = match std::fs::read_to_string(&path) {
+            Ok(text) => pem_decode(&text).ok_or_else(|| err(format!("{} is not a PEM private key", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|e| err(format!("key generation failed: {e}")))?;
+                write_private(dir, &path, &pem_encode(doc.as_ref())).map_err(|e| err(e.to_string()))?;
+                doc.as_ref().to_vec()
+            }
+            Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+        };
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+            .map_err(|e| err(format!("{} holds no P-256 key: {e}", path.display())))?;
+        let point = pair.public_key().as_ref();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+        let kid = format!("moat-dev-{}", &hex::encode(Sha256::digest(point))[..12]);
+        Ok(DevKey { pkcs8, kid, x, y })
+    }
+
+    /// A verifier that accepts tokens this key signs.
+    pub fn verifier(&self) -> Result<Verifier, KeyError> {
+        let mut v = Verifier::new(DEV_ISSUER, DEV_AUDIENCE, &["ES256".to_owned()], 30)?;
+        let key = DecodingKey::from_ec_components(&self.x, &self.y)
+            .map_err(|e| KeyError::Parse { path: "dev key".into(), reason: e.to_string() })?;
+        v.add_key(self.kid.clone(), key, "EC");
+        Ok(v)
+    }
+
+    /// Signs a token for `subject` with `scopes`, valid for `ttl`.
+    pub fn mint(&self, subject: &str, scopes: &str, ttl: Duration) -> Result<String, String> {
+        let now = now();
+        let claims = Claims {
+            sub: subject.to_owned(),
+            exp: now + ttl.as_secs(),
+            scope: Some(scopes.to_owned()),
+            scp: None,
+            iss: DEV_ISSUER.into(),
+            aud: DEV_AUDIENCE.into(),
+            nbf: Some(now),
+            iat: Some(now),
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8)).map_err(|e| e.to_string())
+    }
+}
+
+fn pem_encode(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END PRIVATE KEY-----\n");
+    out
+}
+
+fn pem_decode(text: &str) -> Option<Vec<u8>> {
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()
+}
+
+fn write_private(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = dir.join(format!(".dev-key.{}.tmp", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    // Two processes racing to create the key: the first rename wins and both
+    // read the same file afterwards.
+    match std::fs::hard_link(&tmp, path) {
+        Ok(()) | Err(_) => {}
+    }
+    std::fs::remove_file(&tmp)
+}
+
+/// Parses a duration such as `90s`, `30m`, `1h` or `7d`.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 90s, 30m, 1h or 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    if secs == 0 {
+        return Err("the ttl must be more than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,638 @@
+//! MCP over the plugin registry: a dynamic rmcp `ServerHandler`.
+//!
+//! rmcp owns the wire (both protocol eras, sessions, SSE, header checks); this
+//! module answers each request from the current registry snapshot, runs plugins
+//! through the runtime, relays their logs and progress, and carries their
+//! questions to the client (server requests in 2025-11-25 sessions,
+//! input-required round trips in 2026-07-28).
+
+// Logging and sampling are deprecated by SEP-2577 but are what 2025-11-25
+// clients use; moat keeps serving them.
+#![allow(deprecated)]
+
+mod bridge;
+pub mod convert;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use rmcp::model::*;
+use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::auth::Caller;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::runtime::types::{LogLevel, PluginEvent};
+use crate::runtime::{CallContext, CallError, Runtime};
+use bridge::{InputBridge, PeerBridge, StateBlob};
+
+/// Items per page of a list result.
+const PAGE_SIZE: usize = 100;
+
+/// What changed in the catalogue, for list_changed notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Tools,
+    Resources,
+    Prompts,
+}
+
+/// State shared by every session and request.
+pub struct Shared {
+    pub runtime: Arc<Runtime>,
+    pub registry: ArcSwap<Registry>,
+    pub metrics: Arc<Metrics>,
+    changes: broadcast::Sender<Change>,
+    state_codec: RequestStateCodec,
+}
+
+impl Shared {
+    pub fn new(runtime: Arc<Runtime>, registry: Registry, metrics: Arc<Metrics>) -> Arc<Self> {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).expect("the system random generator works");
+        let state_codec = RequestStateCodec::try_new(key.to_vec()).expect("a 32-byte key is long enough");
+        let (changes, _) = broadcast::channel(64);
+        Arc::new(Shared { runtime, registry: ArcSwap::from_pointee(registry), metrics, changes, state_codec })
+    }
+
+    /// Swaps in a new registry and tells listening clients.
+    pub fn replace_registry(&self, registry: Registry, changed: &[Change]) {
+        self.registry.store(Arc::new(registry));
+        for c in changed {
+            let _ = self.changes.send(*c);
+        }
+    }
+}
+
+/// Per-session state (one per 2025-11-25 session; fresh per stateless request).
+#[derive(Default)]
+struct Session {
+    log_level: Mutex<Option<LoggingLevel>>,
+    subscriptions: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// The handler rmcp calls. Cheap to clone: made once per session or request.
+#[derive(Clone)]
+pub struct MoatServer {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+}
+
+impl MoatServer {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        MoatServer { shared, session: Arc::new(Session::default()) }
+    }
+
+    fn registry(&self) -> arc_swap::Guard<Arc<Registry>> {
+        self.shared.registry.load()
+    }
+}
+
+fn caller(cx: &RequestContext<RoleServer>) -> Option<Caller> {
+    cx.extensions.get::<http::request::Parts>().and_then(|p| p.extensions.get::<Caller>()).cloned()
+}
+
+/// Whether the request is in the stateless 2026-07-28 era.
+fn stateless(cx: &RequestContext<RoleServer>) -> bool {
+    cx.protocol_version().is_some_and(|v| !v.has_initialize())
+}
+
+fn level_rank(l: LoggingLevel) -> u8 {
+    match l {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+fn mcp_level(l: LogLevel) -> LoggingLevel {
+    match l {
+        LogLevel::Debug => LoggingLevel::Debug,
+        LogLevel::Info => LoggingLevel::Info,
+        LogLevel::Notice => LoggingLevel::Notice,
+        LogLevel::Warning => LoggingLevel::Warning,
+        LogLevel::Error => LoggingLevel::Error,
+    }
+}
+
+fn page<T: Clone>(items: Vec<T>, cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), ErrorData> {
+    let start = match cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|&i| i <= items.len())
+            .ok_or_else(|| ErrorData::invalid_params(format!("invalid cursor `{c}`"), None))?,
+    };
+    let end = (start + PAGE_SIZE).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((items[start..end].to_vec(), next))
+}
+
+fn cursor(r: &Option<PaginatedRequestParams>) -> Option<&str> {
+    r.as_ref().and_then(|p| p.cursor.as_deref())
+}
+
+/// Matches `uri` against a template of `{var}` (one segment) and `{+var}` (any
+/// text) expressions.
+fn template_matches(template: &str, uri: &str) -> bool {
+    fn go(t: &str, u: &str) -> bool {
+        match t.find('{') {
+            None => t == u,
+            Some(i) => {
+                let Some(rest) = u.strip_prefix(&t[..i]) else { return false };
+                let Some(close) = t[i..].find('}') else { return false };
+                let (expr, after) = (&t[i + 1..i + close], &t[i + close + 1..]);
+                let reserved = expr.starts_with('+');
+                (1..=rest.len()).filter(|&n| rest.is_char_boundary(n)).any(|n| {
+                    let value = &rest[..n];
+                    (reserved || !value.contains('/')) && go(after, &rest[n..])
+                })
+            }
+        }
+    }
+    go(template, uri)
+}
+
+fn call_error(e: &CallError) -> ErrorData {
+    match e {
+        CallError::NotFound(m) => ErrorData::invalid_params(m.clone(), None),
+        CallError::InvalidArguments(m) => ErrorData::invalid_params(format!("invalid arguments: {m}"), None),
+        CallError::MissingCapability(cap) => ErrorData::new(
+            ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+            format!("this tool needs the client capability `{cap}`"),
+            Some(json!({"requiredCapabilities": {*cap: {}}})),
+        ),
+        other => ErrorData::internal_error(other.to_string(), None),
+    }
+}
+
+fn outcome(r: &Result<impl Sized, CallError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(CallError::Failed(_)) => "tool_error",
+        Err(CallError::InvalidArguments(_)) => "invalid_arguments",
+        Err(CallError::NotFound(_)) => "not_found",
+        Err(CallError::Timeout(_)) => "timeout",
+        Err(CallError::MemoryLimit(_)) => "memory_limit",
+        Err(CallError::OutputTooLarge { .. }) => "output_too_large",
+        Err(CallError::Crashed(_)) => "crashed",
+        Err(CallError::BadOutput(_)) => "bad_output",
+        Err(CallError::InputRequired) => "input_required",
+        Err(CallError::MissingCapability(_)) => "missing_capability",
+        Err(CallError::Host(_)) => "host_error",
+    }
+}
+
+/// The request's input responses and sealed state, opened and checked.
+struct Inputs {
+    answers: BTreeMap<String, Value>,
+}
+
+impl MoatServer {
+    fn open_inputs(
+        &self,
+        what: &str,
+        state: Option<&str>,
+        responses: Option<&InputResponses>,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<Inputs, ErrorData> {
+        let mut answers = BTreeMap::new();
+        if let Some(state) = state {
+            let ad = self.state_binding(what, cx);
+            let blob: StateBlob = self.shared.state_codec.open_json_with(state, ad.as_bytes()).map_err(|_| {
+                ErrorData::invalid_params(
+                    "requestState was not issued by this server for this request, or has expired",
+                    None,
+                )
+            })?;
+            answers = blob.answers;
+        }
+        if let Some(responses) = responses {
+            for (k, v) in responses {
+                answers.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(Inputs { answers })
+    }
+
+    /// Binds a request state to the caller and the tool or prompt it was issued for.
+    fn state_binding(&self, what: &str, cx: &RequestContext<RoleServer>) -> String {
+        let subject = caller(cx).map(|c| c.subject).unwrap_or_default();
+        format!("{subject}\u{0}{what}")
+    }
+
+    /// Runs `f` (a plugin call) while relaying its logs and progress to the
+    /// client; ends it if the client cancels.
+    async fn run_call<T>(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        ctx: CallContext,
+        rx: mpsc::UnboundedReceiver<PluginEvent>,
+        call: impl Future<Output = Result<T, CallError>>,
+    ) -> Result<Result<T, CallError>, ErrorData> {
+        drop(ctx);
+        let mut rx = rx;
+        let progress_token = cx.meta.get_progress_token();
+        let min_level = if stateless(cx) {
+            cx.meta.log_level()
+        } else {
+            *self.session.log_level.lock().unwrap_or_else(|e| e.into_inner())
+        };
+        let mut call = std::pin::pin!(call);
+        let result = loop {
+            tokio::select! {
+                biased;
+                () = cx.ct.cancelled() => {
+                    return Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None));
+                }
+                Some(event) = rx.recv() => self.relay(cx, event, progress_token.as_ref(), min_level).await,
+                r = call.as_mut() => break r,
+            }
+        };
+        while let Ok(event) = rx.try_recv() {
+            self.relay(cx, event, progress_token.as_ref(), min_level).await;
+        }
+        Ok(result)
+    }
+
+    async fn relay(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        event: PluginEvent,
+        token: Option<&ProgressToken>,
+        min_level: Option<LoggingLevel>,
+    ) {
+        match event {
+            PluginEvent::Log { level, message } => {
+                let level = mcp_level(level);
+                if min_level.is_some_and(|min| level_rank(level) >= level_rank(min)) {
+                    #[allow(deprecated)]
+                    let param = LoggingMessageNotificationParam::new(level, json!(message));
+                    #[allow(deprecated)]
+                    let _ = cx.peer.notify_logging_message(param).await;
+                }
+            }
+            PluginEvent::Progress { progress, total, message } => {
+                if let Some(token) = token {
+                    let mut p = ProgressNotificationParam::new(token.clone(), progress);
+                    if let Some(t) = total {
+                        p = p.with_total(t);
+                    }
+                    if let Some(m) = message {
+                        p = p.with_message(m);
+                    }
+                    let _ = cx.peer.notify_progress(p).await;
+                }
+            }
+        }
+    }
+
+    /// A call context whose client bridge fits the request's era.
+    fn call_context(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        inputs: Inputs,
+    ) -> (CallContext, mpsc::UnboundedReceiver<PluginEvent>, Option<Arc<InputBridge>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let caps = bridge::capabilities(cx.client_capabilities());
+        let (client, input): (Arc<dyn crate::runtime::types::ClientBridge>, _) = if stateless(cx) {
+            let b = Arc::new(InputBridge::new(caps, inputs.answers));
+            (b.clone(), Some(b))
+        } else {
+            (Arc::new(PeerBridge::new(cx.peer.clone(), caps)), None)
+        };
+        (CallContext { events: Some(tx), client: Some(client) }, rx, input)
+    }
+
+    fn input_required(
+        &self,
+        what: &str,
+        cx: &RequestContext<RoleServer>,
+        bridge: &InputBridge,
+    ) -> Result<InputRequiredResult, ErrorData> {
+        let (answers, pending) = bridge.take();
+        let requests = pending
+            .into_iter()
+            .map(|(k, q)| {
+                let (method, params) = convert::question(&q);
+                let req: InputRequest = serde_json::from_value(json!({"method": method, "params": params}))
+                    .map_err(|e| ErrorData::internal_error(format!("cannot encode the question `{k}`: {e}"), None))?;
+                Ok((k, req))
+            })
+            .collect::<Result<InputRequests, ErrorData>>()?;
+        let ad = self.state_binding(what, cx);
+        let state = self
+            .shared
+            .state_codec
+            .seal_json_with(
+                &StateBlob { answers },
+                &SealOptions::new().associated_data(ad.as_bytes()).ttl(std::time::Duration::from_secs(3600)),
+            )
+            .map_err(|e| ErrorData::internal_error(format!("cannot seal the request state: {e}"), None))?;
+        Ok(InputRequiredResult::new(Some(requests), Some(state)))
+    }
+}
+
+impl ServerHandler for MoatServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_resources_list_changed()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_logging()
+                .enable_completions()
+                .build(),
+        )
+        .with_server_info(Implementation::new("moat", env!("CARGO_PKG_VERSION")))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.registry().tool(name).map(|(_, t)| convert::tool(t))
+    }
+
+    async fn list_tools(
+        &self,
+        r: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools: Vec<Tool> = self.registry().tools().map(|(_, t)| convert::tool(t)).collect();
+        let (tools, next) = page(tools, cursor(&r))?;
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        r: CallToolRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let registry = self.registry();
+        let Some((plugin, _)) = registry.tool(&r.name) else {
+            return Err(ErrorData::invalid_params(format!("unknown tool `{}`", r.name), None));
+        };
+        let plugin = plugin.clone();
+        drop(registry);
+        let arguments = Value::Object(r.arguments.clone().unwrap_or_default());
+        let inputs = self.open_inputs(&r.name, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
+        let (ctx, rx, input) = self.call_context(&cx, inputs);
+        let started = Instant::now();
+        let runtime = &self.shared.runtime;
+        let result = self.run_call(&cx, ctx.clone(), rx, runtime.call_tool(&plugin, &r.name, &arguments, &ctx)).await?;
+        self.shared.metrics.tool_call(&r.name, outcome(&result), started.elapsed());
+        match result {
+            Ok(out) => {
+                let mut result = CallToolResult::success(out.content.iter().map(convert::content).collect());
+                if let Some(s) = out.structured {
+                    if result.content.is_empty() {
+                        result.content.push(ContentBlock::text(s.to_string()));
+                    }
+                    result.structured_content = Some(s);
+                }
+                Ok(result.into())
+            }
+            Err(CallError::InputRequired) => match input {
+                Some(bridge) => Ok(self.input_required(&r.name, &cx, &bridge)?.into()),
+                None => Err(ErrorData::internal_error("input required outside the 2026-07-28 protocol", None)),
+            },
+            Err(
+                e @ (CallError::Failed(_)
+                | CallError::Timeout(_)
+                | CallError::MemoryLimit(_)
+                | CallError::OutputTooLarge { .. }
+                | CallError::Crashed(_)
+                | CallError::BadOutput(_)),
+            ) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into()),
+            Err(e) => Err(call_error(&e)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        r: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let all: Vec<Resource> =
+            self.registry().plugins().iter().flat_map(|p| p.resources.iter().map(convert::resource)).collect();
+        let (items, next) = page(all, cursor(&r))?;
+        let mut result = ListResourcesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        r: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let all: Vec<ResourceTemplate> = self
+            .registry()
+            .plugins()
+            .iter()
+            .flat_map(|p| p.resource_templates.iter().map(convert::resource_template))
+            .collect();
+        let (items, next) = page(all, cursor(&r))?;
+        let mut result = ListResourceTemplatesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        r: ReadResourceRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let registry = self.registry();
+        let plugins = registry.plugins();
+        let plugin = plugins
+            .iter()
+            .find(|p| p.resources.iter().any(|res| res.uri == r.uri))
+            .or_else(|| {
+                plugins.iter().find(|p| p.resource_templates.iter().any(|t| template_matches(&t.uri_template, &r.uri)))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(format!("no resource at `{}`", r.uri), Some(json!({"uri": r.uri})))
+            })?;
+        drop(registry);
+        let inputs = self.open_inputs(&r.uri, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
+        let (ctx, rx, input) = self.call_context(&cx, inputs);
+        let runtime = &self.shared.runtime;
+        match self.run_call(&cx, ctx.clone(), rx, runtime.read_resource(&plugin, &r.uri, &ctx)).await? {
+            Ok(contents) => Ok(ReadResourceResult::new(contents.iter().map(convert::contents).collect()).into()),
+            Err(CallError::InputRequired) => match input {
+                Some(bridge) => Ok(self.input_required(&r.uri, &cx, &bridge)?.into()),
+                None => Err(call_error(&CallError::InputRequired)),
+            },
+            Err(CallError::NotFound(m)) => Err(ErrorData::resource_not_found(m, Some(json!({"uri": r.uri})))),
+            Err(e) => Err(call_error(&e)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        r: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let all: Vec<Prompt> =
+            self.registry().plugins().iter().flat_map(|p| p.prompts.iter().map(convert::prompt)).collect();
+        let (items, next) = page(all, cursor(&r))?;
+        let mut result = ListPromptsResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        r: GetPromptRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let registry = self.registry();
+        let found = registry
+            .plugins()
+            .iter()
+            .find_map(|p| p.prompts.iter().find(|pr| pr.name == r.name).map(|pr| (p.clone(), pr.clone())));
+        drop(registry);
+        let Some((plugin, info)) = found else {
+            return Err(ErrorData::invalid_params(format!("unknown prompt `{}`", r.name), None));
+        };
+        let given = r.arguments.clone().unwrap_or_default();
+        let missing: Vec<&str> =
+            info.arguments.iter().filter(|a| a.required && !given.contains_key(&a.name)).map(|a| &*a.name).collect();
+        if !missing.is_empty() {
+            return Err(ErrorData::invalid_params(
+                format!("prompt `{}` needs the argument(s): {}", r.name, missing.join(", ")),
+                None,
+            ));
+        }
+        let args: Vec<(String, String)> = given
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect();
+        let inputs = self.open_inputs(&r.name, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
+        let (ctx, rx, input) = self.call_context(&cx, inputs);
+        let runtime = &self.shared.runtime;
+        match self.run_call(&cx, ctx.clone(), rx, runtime.get_prompt(&plugin, &r.name, &args, &ctx)).await? {
+            Ok(p) => Ok(convert::prompt_result(&p).into()),
+            Err(CallError::InputRequired) => match input {
+                Some(bridge) => Ok(self.input_required(&r.name, &cx, &bridge)?.into()),
+                None => Err(call_error(&CallError::InputRequired)),
+            },
+            Err(e) => Err(call_error(&e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        r: CompleteRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        // WIT 0.1 has no completion export: check the reference, offer nothing.
+        let registry = self.registry();
+        let known = match &r.r#ref {
+            Reference::Prompt(p) => registry
+                .plugins()
+                .iter()
+                .any(|pl| pl.prompts.iter().any(|pr| pr.name == p.name && pr.arguments.iter().any(|a| a.name == r.argument.name))),
+            Reference::Resource(t) => {
+                registry.plugins().iter().any(|pl| pl.resource_templates.iter().any(|rt| rt.uri_template == t.uri))
+            }
+            _ => false,
+        };
+        if !known {
+            return Err(ErrorData::invalid_params("no such prompt argument or resource template", None));
+        }
+        Ok(CompleteResult::new(CompletionInfo::new(Vec::new()).map_err(|e| ErrorData::internal_error(e, None))?))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(&self, r: SetLevelRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        *self.session.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.level);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(&self, r: SubscribeRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let exists = self.registry().plugins().iter().any(|p| {
+            p.resources.iter().any(|res| res.uri == r.uri)
+                || p.resource_templates.iter().any(|t| template_matches(&t.uri_template, &r.uri))
+        });
+        if !exists {
+            return Err(ErrorData::resource_not_found(format!("no resource at `{}`", r.uri), Some(json!({"uri": r.uri}))));
+        }
+        self.session.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).insert(r.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(&self, r: UnsubscribeRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.session.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, cx: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.shared.changes.subscribe();
+        let sink = cx.sink().clone();
+        loop {
+            tokio::select! {
+                () = cx.cancelled() => return Ok(()),
+                change = changes.recv() => {
+                    let sent = match change {
+                        Ok(Change::Tools) => sink.notify_tool_list_changed().await,
+                        Ok(Change::Resources) => sink.notify_resource_list_changed().await,
+                        Ok(Change::Prompts) => sink.notify_prompt_list_changed().await,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    };
+                    if let Err(rmcp::service::SubscriptionSendError::SubscriptionClosed) = sent {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_initialized(&self, cx: rmcp::service::NotificationContext<RoleServer>) {
+        // A legacy session hears catalogue changes on its GET stream until it ends.
+        let mut changes = self.shared.changes.subscribe();
+        let peer = cx.peer.clone();
+        tokio::spawn(async move {
+            while let Ok(change) = changes.recv().await {
+                let sent = match change {
+                    Change::Tools => peer.notify_tool_list_changed().await,
+                    Change::Resources => peer.notify_resource_list_changed().await,
+                    Change::Prompts => peer.notify_prompt_list_changed().await,
+                };
+                if sent.is_err() && peer.is_transport_closed() {
+                    break;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,133 @@
+//! Prometheus text-format metrics, kept in a few mutex-guarded maps: requests,
+//! tool calls by tool and outcome, call latency, sandbox stops and plugin loads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    request_latency: BTreeMap<String, Histogram>,
+    tool_calls: BTreeMap<(String, &'static str), u64>,
+    tool_latency: BTreeMap<String, Histogram>,
+    plugin_loads: BTreeMap<&'static str, u64>,
+    plugins_loaded: u64,
+    plugins_failed: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn request(&self, path: &str, status: u16, took: Duration) {
+        self.with(|m| {
+            *m.requests.entry((path.to_owned(), status)).or_default() += 1;
+            m.request_latency.entry(path.to_owned()).or_default().observe(took.as_secs_f64());
+        });
+    }
+
+    /// `outcome`: ok, tool_error, timeout, memory_limit, crashed, ...
+    pub fn tool_call(&self, tool: &str, outcome: &'static str, took: Duration) {
+        self.with(|m| {
+            *m.tool_calls.entry((tool.to_owned(), outcome)).or_default() += 1;
+            m.tool_latency.entry(tool.to_owned()).or_default().observe(took.as_secs_f64());
+        });
+    }
+
+    pub fn plugin_loads(&self, loaded: usize, failed: usize) {
+        self.with(|m| {
+            *m.plugin_loads.entry("ok").or_default() += loaded as u64;
+            *m.plugin_loads.entry("failed").or_default() += failed as u64;
+            m.plugins_loaded = loaded as u64;
+            m.plugins_failed = failed as u64;
+        });
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP moat_http_requests_total HTTP requests by path and status.");
+        let _ = writeln!(out, "# TYPE moat_http_requests_total counter");
+        for ((path, status), n) in &m.requests {
+            let _ = writeln!(out, "moat_http_requests_total{{path=\"{}\",status=\"{status}\"}} {n}", escape(path));
+        }
+        histogram(&mut out, "moat_http_request_duration_seconds", "HTTP request latency.", "path", &m.request_latency);
+        let _ = writeln!(out, "# HELP moat_tool_calls_total Tool calls by tool and outcome.");
+        let _ = writeln!(out, "# TYPE moat_tool_calls_total counter");
+        for ((tool, outcome), n) in &m.tool_calls {
+            let _ = writeln!(out, "moat_tool_calls_total{{tool=\"{}\",outcome=\"{outcome}\"}} {n}", escape(tool));
+        }
+        histogram(&mut out, "moat_tool_call_duration_seconds", "Tool call latency.", "tool", &m.tool_latency);
+        let _ = writeln!(out, "# HELP moat_sandbox_stops_total Calls ended by the sandbox, by reason.");
+        let _ = writeln!(out, "# TYPE moat_sandbox_stops_total counter");
+        let mut stops: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((_, outcome), n) in &m.tool_calls {
+            if matches!(*outcome, "timeout" | "memory_limit" | "crashed" | "output_too_large") {
+                *stops.entry(outcome).or_default() += n;
+            }
+        }
+        for reason in ["timeout", "memory_limit", "crashed", "output_too_large"] {
+            let _ = writeln!(out, "moat_sandbox_stops_total{{reason=\"{reason}\"}} {}", stops.get(reason).unwrap_or(&0));
+        }
+        let _ = writeln!(out, "# HELP moat_plugin_loads_total Plugin loads by outcome.");
+        let _ = writeln!(out, "# TYPE moat_plugin_loads_total counter");
+        for outcome in ["ok", "failed"] {
+            let n = m.plugin_loads.get(outcome).unwrap_or(&0);
+            let _ = writeln!(out, "moat_plugin_loads_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP moat_plugins Plugins by state.");
+        let _ = writeln!(out, "# TYPE moat_plugins gauge");
+        let _ = writeln!(out, "moat_plugins{{state=\"loaded\"}} {}", m.plugins_loaded);
+        let _ = writeln!(out, "moat_plugins{{state=\"failed\"}} {}", m.plugins_failed);
+        out
+    }
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, label: &str, series: &BTreeMap<String, Histogram>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (key, h) in series {
+        let key = escape(key);
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{label}=\"{key}\",le=\"{b}\"}} {}", h.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{label}=\"{key}\",le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{key}\"}} {}", h.sum);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{key}\"}} {}", h.count);
+    }
+}

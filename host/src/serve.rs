@@ -1,0 +1,137 @@
+//! `moat serve`: load the plugins, then serve them over HTTP (with auth) or stdio.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use moat::auth::{DEV_SCOPES, DevKey, Verifier};
+use moat::config::Config;
+use moat::http::{self, HttpOptions};
+use moat::mcp::{MoatServer, Shared};
+use moat::metrics::Metrics;
+use moat::registry::Registry;
+use rmcp::ServiceExt as _;
+use tokio_util::sync::CancellationToken;
+
+/// Where `--dev` keeps its key, relative to the working directory.
+pub const DEV_DIR: &str = ".moat";
+
+pub struct Args {
+    pub config: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub plugins: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    pub dev: bool,
+    pub stdio: bool,
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
+    let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
+    let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
+    for f in registry.failures() {
+        tracing::warn!(file = %f.path.display(), error = %f.error, "plugin failed to load");
+    }
+    let metrics = Arc::new(Metrics::default());
+    metrics.plugin_loads(registry.plugins().len(), registry.failures().len());
+    let first_tool = registry.tools().next().map(|(_, t)| t.name.clone());
+    let loaded = registry.plugins().len();
+    let shared = Shared::new(runtime, registry, metrics);
+
+    if args.stdio {
+        let service = MoatServer::new(shared).serve(rmcp::transport::stdio()).await?;
+        service.waiting().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let listen = args.listen.unwrap_or(config.server.listen);
+    let admin_listen = args.admin_listen.or(config.server.admin_listen);
+    let (verifier, dev_key) = if args.dev {
+        if !listen.ip().is_loopback() || admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
+            bail!("--dev listens on loopback addresses only (got {listen}); configure [auth] to serve beyond this machine");
+        }
+        let key = DevKey::load_or_create(Path::new(DEV_DIR))?;
+        (key.verifier()?, Some(key))
+    } else {
+        let Some(auth) = &config.auth else {
+            bail!(
+                "refusing to serve without authentication: add an [auth] section to the configuration, or use --dev (local development) or --stdio"
+            );
+        };
+        if auth.public_key_files.is_empty() {
+            bail!("[auth] needs public_key_files (JWKS discovery via jwks_uri is not supported by this version)");
+        }
+        let audience = auth
+            .audience
+            .clone()
+            .or_else(|| config.server.public_url.clone())
+            .context("[auth] needs an audience (or set server.public_url)")?;
+        let mut v = Verifier::new(&auth.issuer, &audience, &auth.algorithms, auth.leeway_s)?;
+        for f in &auth.public_key_files {
+            v.add_pem_file(f)?;
+        }
+        (v, None)
+    };
+    let options = HttpOptions {
+        public_url: config.server.public_url.clone(),
+        allowed_origins: config.server.allowed_origins.clone(),
+        max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
+        authorization_servers: config.auth.as_ref().map(|a| a.authorization_servers.clone()).unwrap_or_default(),
+        scopes_supported: DEV_SCOPES.split(' ').map(str::to_owned).collect(),
+    };
+    let listener = http::bind(listen).await?;
+    let admin = match admin_listen {
+        Some(a) => Some(http::bind(a).await?),
+        None => None,
+    };
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}/mcp");
+    println!("moat: serving MCP at {url} ({loaded} plugins from {})", dir.display());
+    if let Some(a) = &admin {
+        println!("moat: admin (/metrics, /readyz?verbose) at http://{}", a.local_addr()?);
+    }
+    if let Some(key) = &dev_key {
+        let token = key.mint("dev", DEV_SCOPES, Duration::from_secs(24 * 3600)).map_err(anyhow::Error::msg)?;
+        println!("moat: dev token (every scope, 24h; mint more with `moat token --dev`):\n{token}");
+        if let Some(tool) = &first_tool {
+            println!("moat: try it:\n{}", ready_command(&url, &token, tool));
+        }
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    http::serve(shared, Arc::new(verifier), options, listener, admin, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A curl command that calls `tool` with no arguments (2026-07-28, stateless).
+fn ready_command(url: &str, token: &str, tool: &str) -> String {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}
+    });
+    format!(
+        "curl -sS {url} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \
+         -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
+         -H 'Mcp-Method: tools/call' -H 'Mcp-Name: {tool}' -d '{body}'"
+    )
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: finishing calls in flight");
+    shutdown.cancel();
+}
