@@ -38,7 +38,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     let metrics = Arc::new(Metrics::default());
     metrics.plugin_loads(registry.plugins().len(), registry.failures().len());
-    let first_tool = registry.tools().next().map(|(_, t)| t.name.clone());
+    // The ready command calls a tool that needs no arguments.
+    let first_tool = registry
+        .tools()
+        .find(|(_, t)| t.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
+        .map(|(_, t)| t.name.clone());
     let loaded = registry.plugins().len();
     let shared = Shared::new(runtime, registry, metrics);
 

@@ -6,6 +6,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod interop;
+
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() -> Result<()> {
@@ -20,8 +22,8 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 demo            build everything, then call the disk_usage plugin on this directory\n  \
-                 test [ARGS]     build plugins, then run every test (ARGS go to cargo test)\n  \
+                 demo            build everything and start a dev server (prints a token and a command)\n  \
+                 test [ARGS]     build plugins, run every test, then the interop suite (ARGS go to cargo test)\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
             );
@@ -132,9 +134,26 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    // Third-party clients and the conformance suite against a real server.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let interop = interop::install(&target)
+        .and_then(|tools| interop::run(&root(), &tools, &target.join("debug/moat"), &wasm));
+    match interop {
+        Ok((p, f)) => {
+            passed += p;
+            failed += f;
+        }
+        Err(e) => {
+            println!("interop ... FAILED: {e:#}");
+            failed += 1;
+        }
+    }
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     if !status.success() {
         bail!("cargo test failed with {status}");
+    }
+    if failed > 0 {
+        bail!("{failed} interop tests failed");
     }
     if passed == 0 {
         bail!("no test ran");
@@ -146,18 +165,22 @@ fn demo() -> Result<()> {
     let wasm = build_plugins()?;
     run(cargo().args(["build", "-p", "moat"]))?;
     let here = std::env::current_dir()?;
-    let moat = root().join("target/debug/moat");
-    let plugin = wasm.join("disk_usage.wasm");
-    let dir = format!("{}:/here:ro", here.display());
-    eprintln!("\nCalling disk_usage on {} (granted read-only as /here):", here.display());
-    run(Command::new(&moat).args(["call"]).arg(&plugin).args(["disk_usage", r#"{"path": "/here"}"#, "--dir", &dir]))?;
-    eprintln!(
-        "\nTry it yourself:\n  {} call {} disk_usage '{{\"path\": \"/here\"}}' --dir {dir}",
-        moat.display(),
-        plugin.display()
-    );
-    eprintln!("  {} inspect {}", moat.display(), plugin.display());
-    Ok(())
+    let plugins = root().join("target/demo/plugins");
+    std::fs::create_dir_all(&plugins)?;
+    for p in ["disk_usage", "cleanup"] {
+        std::fs::copy(wasm.join(format!("{p}.wasm")), plugins.join(format!("{p}.wasm")))?;
+    }
+    // disk_usage sees this directory as `/`, read-only.
+    std::fs::write(
+        plugins.join("disk_usage.toml"),
+        format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", here.display()),
+    )?;
+    eprintln!("\nStarting `moat serve --dev` with disk_usage and cleanup (Ctrl-C stops it).");
+    eprintln!("Mint more tokens from {} with: {} token --dev\n", here.display(), root().join("target/debug/moat").display());
+    run(Command::new(root().join("target/debug/moat"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(&plugins)
+        .current_dir(&here))
 }
 
 fn bench_runtime() -> Result<()> {
