@@ -149,13 +149,12 @@ async fn readyz_verbose(State(s): State<Arc<Shared>>) -> Json<Value> {
     let plugins: Vec<Value> = registry
         .plugins()
         .iter()
-        .map(|p| json!({"name": p.name, "file": p.path.display().to_string(), "sha256": p.hash, "tools": p.tools.len()}))
+        .map(
+            |p| json!({"name": p.name, "file": p.path.display().to_string(), "sha256": p.hash, "tools": p.tools.len()}),
+        )
         .collect();
-    let failed: Vec<Value> = registry
-        .failures()
-        .iter()
-        .map(|f| json!({"file": f.path.display().to_string(), "error": f.error}))
-        .collect();
+    let failed: Vec<Value> =
+        registry.failures().iter().map(|f| json!({"file": f.path.display().to_string(), "error": f.error})).collect();
     Json(json!({"ready": true, "plugins": plugins, "failed": failed}))
 }
 
@@ -163,7 +162,8 @@ fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split('/').next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host.starts_with('[') { host.split(']').next()?.trim_start_matches('[') } else { host.split(':').next()? };
+    let host =
+        if host.starts_with('[') { host.split(']').next()?.trim_start_matches('[') } else { host.split(':').next()? };
     Some(host.to_owned())
 }
 
@@ -218,7 +218,12 @@ async fn check_origin(State(edge): State<Arc<Edge>>, req: Request, next: Next) -
         let allowed = same || public || edge.options.allowed_origins.iter().any(|o| o == origin);
         if !allowed {
             tracing::info!(origin, "request from a disallowed origin refused");
-            return jsonrpc_error(StatusCode::FORBIDDEN, Value::Null, -32600, format!("origin `{origin}` is not allowed"));
+            return jsonrpc_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                -32600,
+                format!("origin `{origin}` is not allowed"),
+            );
         }
     }
     next.run(req).await
@@ -297,7 +302,9 @@ async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, next: Next)
                 let is_reply = o.contains_key("result") || o.contains_key("error");
                 (!is_call && !is_reply).then(|| "a JSON-RPC message needs a string `method`".to_owned())
             }
-            other => Some(format!("`jsonrpc` must be \"2.0\", not {}", other.map_or("missing".into(), Value::to_string))),
+            other => {
+                Some(format!("`jsonrpc` must be \"2.0\", not {}", other.map_or("missing".into(), Value::to_string)))
+            }
         },
         _ => Some("a JSON-RPC message must be an object".to_owned()),
     };

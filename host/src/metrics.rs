@@ -102,7 +102,8 @@ impl Metrics {
             }
         }
         for reason in ["timeout", "memory_limit", "crashed", "output_too_large"] {
-            let _ = writeln!(out, "moat_sandbox_stops_total{{reason=\"{reason}\"}} {}", stops.get(reason).unwrap_or(&0));
+            let _ =
+                writeln!(out, "moat_sandbox_stops_total{{reason=\"{reason}\"}} {}", stops.get(reason).unwrap_or(&0));
         }
         let _ = writeln!(out, "# HELP moat_plugin_loads_total Plugin loads by outcome.");
         let _ = writeln!(out, "# TYPE moat_plugin_loads_total counter");

@@ -56,7 +56,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let admin_listen = args.admin_listen.or(config.server.admin_listen);
     let (verifier, dev_key) = if args.dev {
         if !listen.ip().is_loopback() || admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
-            bail!("--dev listens on loopback addresses only (got {listen}); configure [auth] to serve beyond this machine");
+            bail!(
+                "--dev listens on loopback addresses only (got {listen}); configure [auth] to serve beyond this machine"
+            );
         }
         let key = DevKey::load_or_create(Path::new(DEV_DIR))?;
         (key.verifier()?, Some(key))

@@ -2,8 +2,10 @@
 //! source (`cargo xtask build-plugins`) through the runtime and the `moat` CLI.
 
 mod common;
+mod server;
 
 mod cache;
 mod cli;
 mod first_party;
+mod http;
 mod sandbox;

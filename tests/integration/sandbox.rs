@@ -269,7 +269,7 @@ async fn plugin_logs_reach_the_caller() {
     let t = Tree::new();
     let p = t.plugin(DirMode::Rw).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let ctx = CallContext { events: Some(tx) };
+    let ctx = CallContext { events: Some(tx), ..Default::default() };
     runtime().call_tool(&p, "touch", &json!({"path": "/data/x", "count": 1}), &ctx).await.unwrap();
     match rx.try_recv().expect("a log event") {
         moat::runtime::types::PluginEvent::Log { message, .. } => assert_eq!(message, "touching /data/x"),

@@ -116,10 +116,7 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
     let token = Command::new(moat).args(["token", "--dev"]).current_dir(&work).output()?;
     let token = String::from_utf8(token.stdout)?.trim().to_owned();
     let (_proxy, proxy_port) = start(
-        Command::new(&tools.node)
-            .arg(root.join("tests/interop/proxy.mjs"))
-            .arg(&port)
-            .env("MOAT_TOKEN", &token),
+        Command::new(&tools.node).arg(root.join("tests/interop/proxy.mjs")).arg(&port).env("MOAT_TOKEN", &token),
         "listening ",
     )?;
     // The suite insists on a loopback *name* in the URL (it probes Host checks).

@@ -136,8 +136,8 @@ fn test(extra: &[String]) -> Result<()> {
     let status = child.wait()?;
     // Third-party clients and the conformance suite against a real server.
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    let interop = interop::install(&target)
-        .and_then(|tools| interop::run(&root(), &tools, &target.join("debug/moat"), &wasm));
+    let interop =
+        interop::install(&target).and_then(|tools| interop::run(&root(), &tools, &target.join("debug/moat"), &wasm));
     match interop {
         Ok((p, f)) => {
             passed += p;
@@ -176,7 +176,11 @@ fn demo() -> Result<()> {
         format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", here.display()),
     )?;
     eprintln!("\nStarting `moat serve --dev` with disk_usage and cleanup (Ctrl-C stops it).");
-    eprintln!("Mint more tokens from {} with: {} token --dev\n", here.display(), root().join("target/debug/moat").display());
+    eprintln!(
+        "Mint more tokens from {} with: {} token --dev\n",
+        here.display(),
+        root().join("target/debug/moat").display()
+    );
     run(Command::new(root().join("target/debug/moat"))
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--plugins"])
         .arg(&plugins)

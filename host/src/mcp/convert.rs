@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 use rmcp::model::{
-    ContentBlock, JsonObject, Role as McpRole, Prompt, PromptArgument as McpPromptArgument, PromptMessage as McpMessage,
-    Resource, ResourceContents as McpContents, ResourceTemplate, Tool, ToolAnnotations,
+    ContentBlock, JsonObject, Prompt, PromptArgument as McpPromptArgument, PromptMessage as McpMessage, Resource,
+    ResourceContents as McpContents, ResourceTemplate, Role as McpRole, Tool, ToolAnnotations,
 };
 use serde_json::{Value, json};
 

@@ -552,10 +552,9 @@ impl ServerHandler for MoatServer {
         // WIT 0.1 has no completion export: check the reference, offer nothing.
         let registry = self.registry();
         let known = match &r.r#ref {
-            Reference::Prompt(p) => registry
-                .plugins()
-                .iter()
-                .any(|pl| pl.prompts.iter().any(|pr| pr.name == p.name && pr.arguments.iter().any(|a| a.name == r.argument.name))),
+            Reference::Prompt(p) => registry.plugins().iter().any(|pl| {
+                pl.prompts.iter().any(|pr| pr.name == p.name && pr.arguments.iter().any(|a| a.name == r.argument.name))
+            }),
             Reference::Resource(t) => {
                 registry.plugins().iter().any(|pl| pl.resource_templates.iter().any(|rt| rt.uri_template == t.uri))
             }
@@ -580,7 +579,10 @@ impl ServerHandler for MoatServer {
                 || p.resource_templates.iter().any(|t| template_matches(&t.uri_template, &r.uri))
         });
         if !exists {
-            return Err(ErrorData::resource_not_found(format!("no resource at `{}`", r.uri), Some(json!({"uri": r.uri}))));
+            return Err(ErrorData::resource_not_found(
+                format!("no resource at `{}`", r.uri),
+                Some(json!({"uri": r.uri})),
+            ));
         }
         self.session.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).insert(r.uri);
         Ok(())

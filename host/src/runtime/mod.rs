@@ -34,8 +34,8 @@ use crate::secrets::find_credential;
 pub use cache::Origin;
 pub use host::resolve_granted;
 use host::{
-    BadAnswer, CallState, CappedPipe, DeadlineExceeded, InputRequired, MemoryLimitExceeded, MemoryLimiter, MissingCapability,
-    SharedDeadline,
+    BadAnswer, CallState, CappedPipe, DeadlineExceeded, InputRequired, MemoryLimitExceeded, MemoryLimiter,
+    MissingCapability, SharedDeadline,
 };
 use types::*;
 

@@ -1,0 +1,70 @@
+//! A real `moat serve --dev` for HTTP tests, stopped by its own PID when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::common::{moat, wasm};
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Serves disk_usage (granted the temp dir as `/`) and the conformance
+    /// fixtures plugin.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        for p in ["disk_usage", "everything"] {
+            std::fs::copy(wasm(p), plugins.join(format!("{p}.wasm"))).unwrap();
+        }
+        std::fs::write(
+            plugins.join("disk_usage.toml"),
+            format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", dir.path().display()),
+        )
+        .unwrap();
+        let mut child = moat(&dir.path().join("cache"))
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moat serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("moat: serving MCP at ") {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("moat serve prints its URL");
+        let token = mint(dir.path(), &[]);
+        Server { child, url, token, dir }
+    }
+
+    pub fn base(&self) -> String {
+        self.url.trim_end_matches("/mcp").to_owned()
+    }
+}
+
+/// Mints a dev token in `dir` with extra `moat token` arguments.
+pub fn mint(dir: &Path, args: &[&str]) -> String {
+    let out = moat(&dir.join("cache")).args(["token", "--dev"]).args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "moat token: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
