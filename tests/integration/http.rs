@@ -49,9 +49,9 @@ async fn post_raw(s: &Server, headers: &[(&str, &str)], body: impl Into<reqwest:
     // SSE: the last `data:` line holding JSON is the reply.
     let body = serde_json::from_str(&text).unwrap_or_else(|_| {
         text.lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .last()
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
             .unwrap_or(Value::Null)
     });
     Reply { status, headers, body }
@@ -162,7 +162,7 @@ async fn no_token_or_a_bad_token_gets_401_and_no_plugin_runs() {
     // The rmcp client surfaces the challenge.
     let transport =
         StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(s.url.clone()));
-    let err = ClientConfig::default().serve(transport).await.err().expect("no token, no session");
+    let Err(err) = ClientConfig::default().serve(transport).await else { panic!("no token, no session") };
     assert!(err.is_authorization_required(), "{err}");
     still_serving(&s).await;
 }

@@ -333,30 +333,6 @@ impl tokio::io::AsyncWrite for CappedPipe {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::DirMode;
-
-    #[test]
-    fn resolves_only_inside_grants() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("sub")).unwrap();
-        std::os::unix::fs::symlink("/etc", tmp.path().join("sub/out")).unwrap();
-        let grants = [DirGrant::new(tmp.path(), "/data", DirMode::Ro).unwrap()];
-        let root = std::fs::canonicalize(tmp.path()).unwrap();
-        assert_eq!(resolve_granted(&grants, "/data").unwrap(), root);
-        assert_eq!(resolve_granted(&grants, "/data/sub/../sub").unwrap(), root.join("sub"));
-        for bad in ["/", "/etc", "/data/..", "/data/../etc", "data", "/datax", "/data/sub/out"] {
-            assert!(
-                matches!(resolve_granted(&grants, bad), Err(volume_stats::StatsError::NotGranted(_))),
-                "{bad} should be refused"
-            );
-        }
-        assert!(matches!(resolve_granted(&grants, "/data/missing"), Err(volume_stats::StatsError::NotFound(_))));
-    }
-}
-
 impl CallState {
     fn client_capabilities(&self) -> ClientCapabilities {
         self.client.as_ref().map(|c| c.capabilities()).unwrap_or_default()
@@ -448,5 +424,29 @@ fn wit_answer(a: Answer) -> client::Answer {
         Answer::Roots(roots) => {
             client::Answer::Roots(roots.into_iter().map(|r| client::Root { uri: r.uri, name: r.name }).collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DirMode;
+
+    #[test]
+    fn resolves_only_inside_grants() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", tmp.path().join("sub/out")).unwrap();
+        let grants = [DirGrant::new(tmp.path(), "/data", DirMode::Ro).unwrap()];
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(resolve_granted(&grants, "/data").unwrap(), root);
+        assert_eq!(resolve_granted(&grants, "/data/sub/../sub").unwrap(), root.join("sub"));
+        for bad in ["/", "/etc", "/data/..", "/data/../etc", "data", "/datax", "/data/sub/out"] {
+            assert!(
+                matches!(resolve_granted(&grants, bad), Err(volume_stats::StatsError::NotGranted(_))),
+                "{bad} should be refused"
+            );
+        }
+        assert!(matches!(resolve_granted(&grants, "/data/missing"), Err(volume_stats::StatsError::NotFound(_))));
     }
 }
