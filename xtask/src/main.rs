@@ -17,13 +17,15 @@ fn main() -> Result<()> {
         "build-plugins" => build_plugins().map(|_| ()),
         "test" => test(rest),
         "demo" => demo(),
-        "bench-runtime" | "bench" => bench_runtime(),
+        "bench-runtime" => bench_runtime(),
+        "bench" => bench_http(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  demo            build everything and start a dev server (prints a token and a command)\n  \
                  test [ARGS]     build plugins, run every test, then the interop suite (ARGS go to cargo test)\n  \
+                 bench           HTTP load on a release server: calls/s, p50/p99, CPU per call\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
             );
@@ -185,6 +187,13 @@ fn demo() -> Result<()> {
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--plugins"])
         .arg(&plugins)
         .current_dir(&here))
+}
+
+/// Load against a release `moat serve`: both eras, concurrency 1/16/64.
+fn bench_http() -> Result<()> {
+    let wasm = build_plugins()?;
+    run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
+    run(cargo().args(["bench", "-p", "moat", "--bench", "http"]).env("MOAT_TEST_WASM_DIR", &wasm))
 }
 
 fn bench_runtime() -> Result<()> {

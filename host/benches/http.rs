@@ -1,0 +1,187 @@
+//! `cargo xtask bench`: authenticated `tools/call` of disk_usage against a real
+//! `moat serve --dev` (release), the server pinned to CPU 0 and this load
+//! generator to CPU 1, at concurrency 1, 16 and 64, in both protocol eras.
+//! Reports calls/s, p50/p99 latency and server CPU time per call (from
+//! /proc/PID/stat), beside a baseline in the same run: `GET /healthz` (HTTP
+//! stack only: no auth, no MCP, no sandbox).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const RUN: Duration = Duration::from_secs(4);
+
+fn wasm(name: &str) -> PathBuf {
+    let dir = std::env::var_os("MOAT_TEST_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"));
+    dir.join(format!("{name}.wasm"))
+}
+
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// User + system CPU time of a process.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Health,
+    Stateless,
+    Session,
+}
+
+struct Target {
+    url: String,
+    token: String,
+}
+
+async fn session(client: &reqwest::Client, t: &Target) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+    let r = client
+        .post(&t.url)
+        .bearer_auth(&t.token)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .expect("initialize");
+    let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.bytes().await;
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let _ = client
+        .post(&t.url)
+        .bearer_auth(&t.token)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Mcp-Session-Id", &id)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .json(&note)
+        .send()
+        .await;
+    id
+}
+
+async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let base = t.url.trim_end_matches("/mcp").to_owned();
+    let sid = if mode == Mode::Session { Some(session(&client, &t).await) } else { None };
+    let mut lat = Vec::new();
+    let mut id = 1u64;
+    while Instant::now() < until {
+        let started = Instant::now();
+        let ok = match mode {
+            Mode::Health => client.get(format!("{base}/healthz")).send().await.map(|r| r.status().is_success()),
+            Mode::Stateless | Mode::Session => {
+                id += 1;
+                let mut params = json!({"name": "disk_usage", "arguments": {"path": "/"}});
+                let mut req = client
+                    .post(&t.url)
+                    .bearer_auth(&t.token)
+                    .header("Accept", "application/json, text/event-stream")
+                    .header("Content-Type", "application/json");
+                if let Some(sid) = &sid {
+                    req = req.header("Mcp-Session-Id", sid).header("MCP-Protocol-Version", "2025-11-25");
+                } else {
+                    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                        "io.modelcontextprotocol/clientCapabilities": {}});
+                    req = req
+                        .header("MCP-Protocol-Version", "2026-07-28")
+                        .header("Mcp-Method", "tools/call")
+                        .header("Mcp-Name", "disk_usage");
+                }
+                let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+                match req.body(body.to_string()).send().await {
+                    Ok(r) => r.text().await.map(|t| t.contains("total_bytes")),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        assert!(ok.unwrap_or(false), "a call failed");
+        lat.push(started.elapsed());
+    }
+    lat
+}
+
+fn main() {
+    let moat = std::env::var("MOAT_BIN").unwrap_or_else(|_| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/moat").display().to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(wasm("disk_usage"), plugins.join("disk_usage.wasm")).expect("disk_usage.wasm built");
+    std::fs::write(
+        plugins.join("disk_usage.toml"),
+        format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", dir.path().display()),
+    )
+    .unwrap();
+    let mut server = Command::new("taskset")
+        .args(["-c", "0", &moat, "serve", "--dev", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moat serve starts (taskset from util-linux)");
+    let pid = server.id();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("moat: serving MCP at ").map(|r| r.split_whitespace().next().unwrap().to_owned()))
+        .expect("server URL");
+    std::thread::spawn(move || for _ in lines {});
+    let token = Command::new(&moat).args(["token", "--dev", "--ttl", "1h"]).current_dir(dir.path()).output().unwrap();
+    let target = Arc::new(Target { url, token: String::from_utf8(token.stdout).unwrap().trim().to_owned() });
+    pin(1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    println!("{:<34} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
+    let mut rows: Vec<Value> = Vec::new();
+    for (name, mode) in
+        [("baseline GET /healthz", Mode::Health), ("tools/call 2026-07-28", Mode::Stateless), ("tools/call 2025-11-25", Mode::Session)]
+    {
+        for conc in [1usize, 16, 64] {
+            let cpu0 = cpu_time(pid);
+            let started = Instant::now();
+            let until = started + RUN;
+            let mut lat: Vec<Duration> = rt.block_on(async {
+                let tasks: Vec<_> = (0..conc).map(|_| tokio::spawn(worker(target.clone(), mode, until))).collect();
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.unwrap());
+                }
+                all
+            });
+            let wall = started.elapsed();
+            let cpu = cpu_time(pid) - cpu0;
+            lat.sort();
+            let n = lat.len().max(1);
+            let pct = |p: f64| lat[((n as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+            let rate = n as f64 / wall.as_secs_f64();
+            let per_call = cpu.as_secs_f64() * 1e6 / n as f64;
+            let case = format!("{name} c={conc}");
+            println!("{case:<34} {rate:>10.0} {:>10.2} {:>10.2} {per_call:>11.0} µs", pct(0.5), pct(0.99));
+            rows.push(json!({"case": case, "calls_per_s": rate, "server_cpu_us_per_call": per_call}));
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
