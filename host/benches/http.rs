@@ -155,9 +155,11 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     println!("{:<34} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
     let mut rows: Vec<Value> = Vec::new();
-    for (name, mode) in
-        [("baseline GET /healthz", Mode::Health), ("tools/call 2026-07-28", Mode::Stateless), ("tools/call 2025-11-25", Mode::Session)]
-    {
+    for (name, mode) in [
+        ("baseline GET /healthz", Mode::Health),
+        ("tools/call 2026-07-28", Mode::Stateless),
+        ("tools/call 2025-11-25", Mode::Session),
+    ] {
         for conc in [1usize, 16, 64] {
             let cpu0 = cpu_time(pid);
             let started = Instant::now();

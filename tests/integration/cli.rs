@@ -69,13 +69,25 @@ fn call_passes_only_named_env_vars() {
     assert_eq!(run("MOAT_TEST_GRANTED", None), "<unset>");
 }
 
+/// A plugin built against WIT 0.1.0 (before the `client` import) still loads and runs.
+#[test]
+fn plugins_built_against_wit_0_1_0_still_load() {
+    let home = tempfile::tempdir().unwrap();
+    let out = moat(home.path()).arg("inspect").arg(wasm("trivial")).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["wit"], "moat:plugin@0.1.0");
+    let out = moat(home.path()).arg("call").arg(wasm("trivial")).arg("noop").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn inspect_describes_the_plugin() {
     let home = tempfile::tempdir().unwrap();
     let out = moat(home.path()).arg("inspect").arg(wasm("disk_usage")).arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v["wit"], "moat:plugin@0.1.0");
+    assert_eq!(v["wit"], "moat:plugin@0.1.1");
     let tool = &v["tools"][0];
     assert_eq!(tool["name"], "disk_usage");
     assert_eq!(tool["annotations"]["readOnly"], true);

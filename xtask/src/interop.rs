@@ -160,8 +160,7 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.status.success() {
             passed += 1;
-            let summary = stdout.lines().rev().find(|l| l.starts_with("Total:") || l.starts_with("ok")).unwrap_or("");
-            println!("interop {name} ... ok ({took:.1} s) {summary}");
+            println!("interop {name} ... ok ({took:.1} s) {}", summarize(&stdout));
         } else {
             failed += 1;
             println!("interop {name} ... FAILED ({took:.1} s)\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -169,6 +168,31 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok((passed, failed))
+}
+
+/// The conformance summary counting scored scenarios only (the suite's own
+/// `Total:` adds the unscored extension scenarios), or a client's `ok:` line.
+fn summarize(stdout: &str) -> String {
+    if let Some(line) = stdout.lines().find(|l| l.starts_with("ok:")) {
+        return line.to_owned();
+    }
+    let (summary, unscored) = match stdout.split_once("Not scored for") {
+        Some((a, b)) => (a, b),
+        None => (stdout, ""),
+    };
+    let name = |l: &str| l.trim().get(2..).and_then(|r| r.split(':').next()).map(str::trim).map(str::to_owned);
+    let unscored: Vec<String> = unscored.lines().filter(|l| l.starts_with("  ")).filter_map(name).collect();
+    let scenarios: Vec<(bool, String)> = summary
+        .split("=== SUMMARY ===")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with('✓') || l.starts_with('✗'))
+        .filter_map(|l| Some((l.starts_with('✓'), name(l)?)))
+        .filter(|(_, n)| !unscored.contains(n))
+        .collect();
+    let passed = scenarios.iter().filter(|(ok, _)| *ok).count();
+    format!("{passed}/{} scored scenarios passed", scenarios.len())
 }
 
 fn tempdir(root: &Path) -> Result<PathBuf> {
