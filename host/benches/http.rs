@@ -134,7 +134,9 @@ fn main() {
         format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", dir.path().display()),
     )
     .unwrap();
-    let mut server = Command::new("taskset")
+    let profile = std::env::var("MOAT_BENCH_PERF").is_ok();
+    let mut server = Command::new(if profile { "perf" } else { "taskset" })
+        .args(if profile { &["record", "-g", "-o", "/tmp/moat.perf", "--", "taskset"][..] } else { &[][..] })
         .args(["-c", "0", &moat, "serve", "--dev", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .stdout(Stdio::piped())
@@ -184,6 +186,10 @@ fn main() {
             rows.push(json!({"case": case, "calls_per_s": rate, "server_cpu_us_per_call": per_call}));
         }
     }
+    // SIGINT lets a profiler wrapping the server write its data.
+    // SAFETY: kill(2) with a child's PID.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(if profile { 3000 } else { 100 }));
     let _ = server.kill();
     let _ = server.wait();
 }

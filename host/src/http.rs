@@ -109,6 +109,11 @@ fn router(edge: Arc<Edge>, listener: &TcpListener, streams: CancellationToken) -
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(edge.options.max_body_bytes)
+        // A stateless reply with nothing streamed before it goes out as one JSON
+        // body (one write) instead of an SSE stream.
+        .with_json_response(true)
+        // No event store, so no resumption: skip the priming event.
+        .with_sse_retry(None)
         .with_cancellation_token(streams);
     let shared = edge.shared.clone();
     let mcp = StreamableHttpService::new(

@@ -30,9 +30,9 @@ impl Histogram {
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    request_latency: BTreeMap<String, Histogram>,
-    tool_calls: BTreeMap<(String, &'static str), u64>,
+    requests: BTreeMap<(&'static str, u16), u64>,
+    request_latency: BTreeMap<&'static str, Histogram>,
+    tool_calls: BTreeMap<String, BTreeMap<&'static str, u64>>,
     tool_latency: BTreeMap<String, Histogram>,
     plugin_loads: BTreeMap<&'static str, u64>,
     plugins_loaded: u64,
@@ -53,18 +53,27 @@ impl Metrics {
         f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub fn request(&self, path: &str, status: u16, took: Duration) {
+    pub fn request(&self, path: &'static str, status: u16, took: Duration) {
         self.with(|m| {
-            *m.requests.entry((path.to_owned(), status)).or_default() += 1;
-            m.request_latency.entry(path.to_owned()).or_default().observe(took.as_secs_f64());
+            *m.requests.entry((path, status)).or_default() += 1;
+            m.request_latency.entry(path).or_default().observe(took.as_secs_f64());
         });
     }
 
     /// `outcome`: ok, tool_error, timeout, memory_limit, crashed, ...
     pub fn tool_call(&self, tool: &str, outcome: &'static str, took: Duration) {
         self.with(|m| {
-            *m.tool_calls.entry((tool.to_owned(), outcome)).or_default() += 1;
-            m.tool_latency.entry(tool.to_owned()).or_default().observe(took.as_secs_f64());
+            // Look up by &str first: no allocation once a tool has been seen.
+            match m.tool_calls.get_mut(tool) {
+                Some(by_outcome) => *by_outcome.entry(outcome).or_default() += 1,
+                None => {
+                    m.tool_calls.entry(tool.to_owned()).or_default().insert(outcome, 1);
+                }
+            }
+            match m.tool_latency.get_mut(tool) {
+                Some(h) => h.observe(took.as_secs_f64()),
+                None => m.tool_latency.entry(tool.to_owned()).or_default().observe(took.as_secs_f64()),
+            }
         });
     }
 
@@ -89,14 +98,16 @@ impl Metrics {
         histogram(&mut out, "moat_http_request_duration_seconds", "HTTP request latency.", "path", &m.request_latency);
         let _ = writeln!(out, "# HELP moat_tool_calls_total Tool calls by tool and outcome.");
         let _ = writeln!(out, "# TYPE moat_tool_calls_total counter");
-        for ((tool, outcome), n) in &m.tool_calls {
-            let _ = writeln!(out, "moat_tool_calls_total{{tool=\"{}\",outcome=\"{outcome}\"}} {n}", escape(tool));
+        for (tool, by_outcome) in &m.tool_calls {
+            for (outcome, n) in by_outcome {
+                let _ = writeln!(out, "moat_tool_calls_total{{tool=\"{}\",outcome=\"{outcome}\"}} {n}", escape(tool));
+            }
         }
         histogram(&mut out, "moat_tool_call_duration_seconds", "Tool call latency.", "tool", &m.tool_latency);
         let _ = writeln!(out, "# HELP moat_sandbox_stops_total Calls ended by the sandbox, by reason.");
         let _ = writeln!(out, "# TYPE moat_sandbox_stops_total counter");
         let mut stops: BTreeMap<&str, u64> = BTreeMap::new();
-        for ((_, outcome), n) in &m.tool_calls {
+        for (outcome, n) in m.tool_calls.values().flatten() {
             if matches!(*outcome, "timeout" | "memory_limit" | "crashed" | "output_too_large") {
                 *stops.entry(outcome).or_default() += n;
             }
@@ -119,11 +130,11 @@ impl Metrics {
     }
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, label: &str, series: &BTreeMap<String, Histogram>) {
+fn histogram<K: AsRef<str>>(out: &mut String, name: &str, help: &str, label: &str, series: &BTreeMap<K, Histogram>) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} histogram");
     for (key, h) in series {
-        let key = escape(key);
+        let key = escape(key.as_ref());
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(out, "{name}_bucket{{{label}=\"{key}\",le=\"{b}\"}} {}", h.counts[i]);
         }

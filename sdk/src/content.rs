@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// Wraps a value to return it as structured content: the tool gets an output schema
 /// derived from `T`, and the client receives the value both as `structuredContent`
-/// and as JSON text.
+/// and as JSON text (the host adds the text block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Json<T>(pub T);
 

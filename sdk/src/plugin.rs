@@ -219,7 +219,9 @@ impl<T: serde::Serialize + schemars::JsonSchema> ToolReturn for Json<T> {
         if !value.is_object() {
             return Err(CallError::Failed("a structured result must serialize to a JSON object".into()));
         }
-        Ok(ToolOutput { content: vec![Content::text(value.to_string())], structured: Some(value) })
+        // The host adds the JSON text block for clients without structured
+        // output, from the same bytes: serialised once, in the plugin.
+        Ok(ToolOutput { content: Vec::new(), structured: Some(value) })
     }
 }
 

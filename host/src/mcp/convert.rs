@@ -86,6 +86,14 @@ pub fn contents(c: &ResourceContents) -> McpContents {
     }
 }
 
+/// Like [`content`], moving text instead of copying it.
+pub fn into_content(c: Content) -> ContentBlock {
+    match c {
+        Content::Text(t) => ContentBlock::text(t),
+        other => content(&other),
+    }
+}
+
 pub fn content(c: &Content) -> ContentBlock {
     match c {
         Content::Text(t) => ContentBlock::text(t.clone()),

@@ -42,10 +42,27 @@ pub enum Change {
     Prompts,
 }
 
+/// The registry's tools as MCP sees them, converted once per registry snapshot
+/// (rmcp asks for a tool's definition on every call, to check headers).
+#[derive(Default)]
+struct Catalogue {
+    tools: Vec<Tool>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl Catalogue {
+    fn of(registry: &Registry) -> Self {
+        let tools: Vec<Tool> = registry.tools().map(|(_, t)| convert::tool(t)).collect();
+        let index = tools.iter().enumerate().map(|(i, t)| (t.name.to_string(), i)).collect();
+        Catalogue { tools, index }
+    }
+}
+
 /// State shared by every session and request.
 pub struct Shared {
     pub runtime: Arc<Runtime>,
     pub registry: ArcSwap<Registry>,
+    catalogue: ArcSwap<Catalogue>,
     pub metrics: Arc<Metrics>,
     changes: broadcast::Sender<Change>,
     state_codec: RequestStateCodec,
@@ -57,11 +74,23 @@ impl Shared {
         aws_lc_rs::rand::fill(&mut key).expect("the system random generator works");
         let state_codec = RequestStateCodec::try_new(key.to_vec()).expect("a 32-byte key is long enough");
         let (changes, _) = broadcast::channel(64);
-        Arc::new(Shared { runtime, registry: ArcSwap::from_pointee(registry), metrics, changes, state_codec })
+        let catalogue = ArcSwap::from_pointee(Catalogue::of(&registry));
+        Arc::new(Shared {
+            runtime,
+            registry: ArcSwap::from_pointee(registry),
+            catalogue,
+            metrics,
+            changes,
+            state_codec,
+        })
     }
 
     /// Swaps in a new registry and tells listening clients.
     pub fn replace_registry(&self, registry: Registry, changed: &[Change]) {
+        // Catalogue first: a reader may briefly see new tools before the registry
+        // that runs them, and then gets "unknown tool", never the reverse mismatch
+        // of running a tool whose definition it cannot see.
+        self.catalogue.store(Arc::new(Catalogue::of(&registry)));
         self.registry.store(Arc::new(registry));
         for c in changed {
             let _ = self.changes.send(*c);
@@ -363,7 +392,8 @@ impl ServerHandler for MoatServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.registry().tool(name).map(|(_, t)| convert::tool(t))
+        let c = self.shared.catalogue.load();
+        c.index.get(name).map(|&i| c.tools[i].clone())
     }
 
     async fn list_tools(
@@ -371,7 +401,7 @@ impl ServerHandler for MoatServer {
         r: Option<PaginatedRequestParams>,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools: Vec<Tool> = self.registry().tools().map(|(_, t)| convert::tool(t)).collect();
+        let tools = self.shared.catalogue.load().tools.clone();
         let (tools, next) = page(tools, cursor(&r))?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
@@ -398,13 +428,8 @@ impl ServerHandler for MoatServer {
         self.shared.metrics.tool_call(&r.name, outcome(&result), started.elapsed());
         match result {
             Ok(out) => {
-                let mut result = CallToolResult::success(out.content.iter().map(convert::content).collect());
-                if let Some(s) = out.structured {
-                    if result.content.is_empty() {
-                        result.content.push(ContentBlock::text(s.to_string()));
-                    }
-                    result.structured_content = Some(s);
-                }
+                let mut result = CallToolResult::success(out.content.into_iter().map(convert::into_content).collect());
+                result.structured_content = out.structured;
                 Ok(result.into())
             }
             Err(CallError::InputRequired) => match input {

@@ -58,6 +58,8 @@ use bindings::v0_1::{Plugin as PluginV01, PluginPre as PluginPreV01};
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Most instances alive at once; further calls wait for a permit.
 const MAX_INSTANCES: u32 = 256;
+/// Bytes of each memory reset in place between instances (see `engine_config`).
+const KEEP_RESIDENT: usize = 256 << 10;
 /// Bytes of a plugin's stderr kept for error messages.
 const STDERR_CAPACITY: usize = 64 * 1024;
 /// The WIT package versions this host serves.
@@ -224,7 +226,11 @@ fn engine_config() -> Config {
         .total_stacks(MAX_INSTANCES)
         .max_memories_per_module(1)
         .max_memory_size((MAX_MEMORY_MB as usize) << 20)
-        .max_unused_warm_slots(64);
+        .max_unused_warm_slots(64)
+        // Reset the first pages of a memory (stack, data, heap start) by memset
+        // instead of madvise + page faults on the next instance.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(16 << 10);
     let mut config = Config::new();
     config
         .epoch_interruption(true)
@@ -460,12 +466,18 @@ impl Runtime {
         if size as u64 > limit {
             return Err(CallError::OutputTooLarge { size, limit });
         }
+        let mut content = content;
         let structured = match result.structured {
             None => None,
-            Some(s) => Some(
-                serde_json::from_str::<Value>(&s)
-                    .map_err(|e| CallError::BadOutput(format!("structured content is not JSON: {e}")))?,
-            ),
+            Some(s) => {
+                let value = serde_json::from_str::<Value>(&s)
+                    .map_err(|e| CallError::BadOutput(format!("structured content is not JSON: {e}")))?;
+                // Clients without structured output read the same JSON as text.
+                if content.is_empty() {
+                    content.push(Content::Text(s));
+                }
+                Some(value)
+            }
         };
         let output = ToolOutput { content, structured };
         Ok(output)
