@@ -67,9 +67,16 @@ pub fn take_progress() -> Vec<ProgressReport> {
     PROGRESS.with(|p| std::mem::take(&mut *p.borrow_mut()))
 }
 
-/// Calls a tool with JSON arguments, as the host would.
+/// Calls a tool with JSON arguments, as the host would (which includes adding
+/// the JSON text block to a structured result).
 pub fn call_tool<P: Plugin>(name: &str, arguments: Value) -> Result<ToolOutput, CallError> {
-    plugin::call_tool::<P>(name, &arguments.to_string())
+    let mut out = plugin::call_tool::<P>(name, &arguments.to_string())?;
+    if out.content.is_empty()
+        && let Some(s) = &out.structured
+    {
+        out.content.push(crate::Content::text(s.to_string()));
+    }
+    Ok(out)
 }
 
 /// Calls a tool and decodes its structured result.

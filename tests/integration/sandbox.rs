@@ -200,6 +200,10 @@ async fn traps_and_panics_end_one_call_only() {
         other => panic!("expected a crash, got {other:?}"),
     }
     assert_eq!(text(call(&p, "ok", json!({})).await), "fine");
+    // Runaway recursion ends the call whichever stack runs out first: the
+    // engine's (a stack-overflow trap) or the plugin's own shadow stack in linear
+    // memory (placed first, so overflowing it leaves memory: an out-of-bounds trap
+    // rather than corrupted data).
     match call(&p, "recurse", json!({})).await {
         Err(CallError::Crashed(m)) => assert!(m.contains("stack overflow"), "{m}"),
         other => panic!("expected a stack overflow, got {other:?}"),

@@ -180,7 +180,11 @@ fn summarize(stdout: &str) -> String {
         Some((a, b)) => (a, b),
         None => (stdout, ""),
     };
-    let name = |l: &str| l.trim().get(2..).and_then(|r| r.split(':').next()).map(str::trim).map(str::to_owned);
+    // "✓ name: 2 passed, 0 failed" (the mark is one char, three bytes).
+    let name = |l: &str| {
+        let rest: String = l.trim().chars().skip(1).collect();
+        rest.split([':', '(']).next().map(|n| n.trim().to_owned())
+    };
     let unscored: Vec<String> = unscored.lines().filter(|l| l.starts_with("  ")).filter_map(name).collect();
     let scenarios: Vec<(bool, String)> = summary
         .split("=== SUMMARY ===")

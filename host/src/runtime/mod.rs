@@ -624,6 +624,11 @@ fn classify(e: wasmtime::Error, limits: Limits, stderr: &CappedPipe) -> CallErro
     if let Some(trap) = e.downcast_ref::<Trap>() {
         let mut msg = match trap {
             Trap::StackOverflow => "stack overflow".to_owned(),
+            // Rust plugins keep their stack at the start of linear memory, so a
+            // runaway recursion that exhausts it ends here.
+            Trap::MemoryOutOfBounds if panic.is_none() => {
+                "out of bounds memory access (a stack overflow, or a bad pointer)".to_owned()
+            }
             Trap::UnreachableCodeReached if panic.is_some() => "panicked".to_owned(),
             Trap::Interrupt => return CallError::Timeout(limits.timeout_ms),
             other => other.to_string(),
