@@ -190,6 +190,10 @@ async fn malformed_envelopes_get_jsonrpc_errors() {
     assert_eq!((r.status, code(&r), r.body["id"].clone()), (400, -32600, json!(7)), "wrong jsonrpc");
     let r = post_raw(&s, &[("Content-Type", "text/plain")], modern(1, "tools/list", json!({})).to_string()).await;
     assert_eq!(r.status, 415, "wrong content type");
+    let r = post_raw(&s, &[("Origin", "https://evil.example")], modern(1, "tools/list", json!({})).to_string()).await;
+    assert_eq!(r.status, 403, "disallowed Origin");
+    let r = post_raw(&s, &[("Host", "evil.example.com")], modern(1, "tools/list", json!({})).to_string()).await;
+    assert_eq!(r.status, 403, "DNS rebinding: a Host that is not ours");
     let huge = format!(
         "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{{\"pad\":\"{}\"}}}}",
         "x".repeat(2 << 20)

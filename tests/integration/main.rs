@@ -9,3 +9,4 @@ mod cli;
 mod first_party;
 mod http;
 mod sandbox;
+mod serve;

@@ -12,12 +12,20 @@ pub struct Server {
     pub url: String,
     pub token: String,
     pub dir: tempfile::TempDir,
+    /// `http://ADDR` of the admin listener, when started with one.
+    pub admin: Option<String>,
 }
 
 impl Server {
     /// Serves disk_usage (granted the temp dir as `/`) and the conformance
     /// fixtures plugin.
     pub fn start() -> Server {
+        Self::start_with(&[], |_| {})
+    }
+
+    /// Starts with extra `moat serve` arguments, after `prepare` has had a look
+    /// at the plugins folder.
+    pub fn start_with(args: &[&str], prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
@@ -29,8 +37,10 @@ impl Server {
             format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", dir.path().display()),
         )
         .unwrap();
+        prepare(&plugins);
         let mut child = moat(&dir.path().join("cache"))
             .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -40,14 +50,24 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("moat: serving MCP at ") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                for (key, prefix) in [("url", "moat: serving MCP at "), ("admin", "moat: admin (/metrics, /readyz?verbose) at ")] {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        let _ = tx.send((key, rest.split_whitespace().next().unwrap_or_default().to_owned()));
+                    }
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("moat serve prints its URL");
+        let wait = || rx.recv_timeout(Duration::from_secs(60)).expect("moat serve prints its URL");
+        let (mut url, mut admin) = (String::new(), None);
+        let want_admin = args.contains(&"--admin-listen");
+        while url.is_empty() || (want_admin && admin.is_none()) {
+            match wait() {
+                ("url", u) => url = u,
+                (_, a) => admin = Some(a),
+            }
+        }
         let token = mint(dir.path(), &[]);
-        Server { child, url, token, dir }
+        Server { child, url, token, dir, admin }
     }
 
     pub fn base(&self) -> String {
@@ -60,6 +80,15 @@ pub fn mint(dir: &Path, args: &[&str]) -> String {
     let out = moat(&dir.join("cache")).args(["token", "--dev"]).args(args).current_dir(dir).output().unwrap();
     assert!(out.status.success(), "moat token: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Server {
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("moat serve exits")
+    }
 }
 
 impl Drop for Server {

@@ -1,0 +1,127 @@
+//! `moat serve` as a process: stdio transport, the admin listener, refusing to
+//! listen without a lock, and graceful shutdown with a call in flight.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{moat, stderr, wasm};
+use crate::server::Server;
+
+#[test]
+fn stdio_serves_initialize_list_and_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(wasm("everything"), plugins.join("everything.wasm")).unwrap();
+    let mut child = moat(&dir.path().join("cache"))
+        .args(["serve", "--stdio", "--plugins"])
+        .arg(&plugins)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
+    let mut recv = || -> Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
+    let init = recv();
+    assert_eq!(init["result"]["serverInfo"]["name"], "moat");
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    let list = recv();
+    assert!(list["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "test_simple_text"));
+    send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {}}}));
+    let call = recv();
+    assert_eq!(call["result"]["content"][0]["text"], "This is a simple text response for testing.");
+    drop(send);
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stdio server exits cleanly when stdin closes: {status}");
+}
+
+#[test]
+fn serve_refuses_to_listen_without_auth_or_beyond_loopback_in_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = moat(dir.path()).args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refusing to serve without authentication"), "{}", stderr(&out));
+    let out = moat(dir.path())
+        .args(["serve", "--dev", "--listen", "0.0.0.0:0", "--plugins"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn admin_listener_reports_metrics_and_failed_plugins() {
+    let s = Server::start_with(&["--admin-listen", "127.0.0.1:0"], |plugins| {
+        std::fs::write(plugins.join("broken.wasm"), b"not a component").unwrap();
+    });
+    let admin = s.admin.clone().expect("admin listener");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let r = reqwest::Client::new()
+        .post(&s.url)
+        .bearer_auth(&s.token)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "test_simple_text")
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("moat_tool_calls_total{tool=\"test_simple_text\",outcome=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("moat_plugin_loads_total{outcome=\"failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("moat_tool_call_duration_seconds_count{tool=\"test_simple_text\"} 1"), "{metrics}");
+    let ready: Value = reqwest::get(format!("{admin}/readyz?verbose")).await.unwrap().json().await.unwrap();
+    let failed = ready["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["file"].as_str().unwrap().ends_with("broken.wasm"));
+    // The main listener says only that it is ready, and serves no metrics.
+    let main = s.url.trim_end_matches("/mcp");
+    assert_eq!(reqwest::get(format!("{main}/readyz")).await.unwrap().text().await.unwrap(), "ready\n");
+    assert_eq!(reqwest::get(format!("{main}/metrics")).await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_call_in_flight_finish() {
+    let mut s = Server::start_with(&[], |plugins| {
+        std::fs::copy(wasm("hostile"), plugins.join("hostile.wasm")).unwrap();
+    });
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleep", "arguments": {"n": 1500},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let req = reqwest::Client::new()
+        .post(&s.url)
+        .bearer_auth(&s.token)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "sleep")
+        .body(call.to_string())
+        .send();
+    let in_flight = tokio::spawn(req);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = s.terminate();
+        (status, s)
+    });
+    let reply = in_flight.await.unwrap().expect("the call in flight gets its answer");
+    let body = reply.text().await.unwrap();
+    assert!(body.contains("awake"), "{body}");
+    let (status, _s) = status.await.unwrap();
+    assert!(status.success(), "moat serve exits cleanly on SIGTERM: {status}");
+}
