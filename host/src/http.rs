@@ -65,7 +65,20 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
     let edge = Arc::new(Edge { verifier, options: options.clone(), shared: shared.clone() });
-    let app = router(edge, &listener, shutdown.child_token());
+    // Long-lived streams (session GET streams, subscriptions) close once the
+    // calls in flight have finished, so shutdown does not wait on them.
+    let streams = CancellationToken::new();
+    let app = router(edge, &listener, streams.clone());
+    let draining = shared.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while draining.calls_in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        streams.cancel();
+    });
     let admin_task = admin.map(|l| {
         let app = admin_router(shared.clone());
         let stop = shutdown.clone();
@@ -123,9 +136,9 @@ fn router(edge: Arc<Edge>, listener: &TcpListener, streams: CancellationToken) -
     );
     let mcp = Router::new()
         .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(edge.clone(), check_envelope))
-        .layer(middleware::from_fn_with_state(edge.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(edge.clone(), check_origin));
+        .route_layer(middleware::from_fn_with_state(edge.clone(), check_envelope))
+        .route_layer(middleware::from_fn_with_state(edge.clone(), authenticate))
+        .route_layer(middleware::from_fn_with_state(edge.clone(), check_origin));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))

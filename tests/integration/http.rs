@@ -228,6 +228,10 @@ async fn stateless_protocol_errors() {
     )
     .await;
     assert_eq!((r.status, code(&r)), (400, -32020), "Mcp-Name differs from the body");
+    let mut mismatch = modern(5, "tools/list", json!({}));
+    mismatch["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2025-11-25");
+    let r = post_raw(&s, &[("MCP-Protocol-Version", V2026), ("Mcp-Method", "tools/list")], mismatch.to_string()).await;
+    assert_eq!((r.status, code(&r)), (400, -32020), "MCP-Protocol-Version differs from _meta");
     let mut odd = modern(5, "server/discover", json!({}));
     odd["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("1999-01-01");
     let r = post_raw(&s, &[("MCP-Protocol-Version", "1999-01-01"), ("Mcp-Method", "server/discover")], odd.to_string())
@@ -253,6 +257,8 @@ async fn session_errors_and_delete() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["result"]["protocolVersion"], "2025-11-25");
     let session = r.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.headers["content-type"], "text/event-stream");
+    assert_eq!(r.headers["x-accel-buffering"], "no", "proxies must not buffer SSE");
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
     let legacy = [("MCP-Protocol-Version", "2025-11-25")];
     let r = post_raw(&s, &[legacy[0], ("Mcp-Session-Id", "never-existed")], list.clone()).await;

@@ -36,7 +36,9 @@ fn stdio_serves_initialize_list_and_call() {
     send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
     let list = recv();
     assert!(list["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "test_simple_text"));
-    send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {}}}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {}}}),
+    );
     let call = recv();
     assert_eq!(call["result"]["content"][0]["text"], "This is a simple text response for testing.");
     drop(send);
@@ -48,7 +50,8 @@ fn stdio_serves_initialize_list_and_call() {
 #[test]
 fn serve_refuses_to_listen_without_auth_or_beyond_loopback_in_dev() {
     let dir = tempfile::tempdir().unwrap();
-    let out = moat(dir.path()).args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(dir.path()).output().unwrap();
+    let out =
+        moat(dir.path()).args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(dir.path()).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("refusing to serve without authentication"), "{}", stderr(&out));
     let out = moat(dir.path())

@@ -50,7 +50,9 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for (key, prefix) in [("url", "moat: serving MCP at "), ("admin", "moat: admin (/metrics, /readyz?verbose) at ")] {
+                for (key, prefix) in
+                    [("url", "moat: serving MCP at "), ("admin", "moat: admin (/metrics, /readyz?verbose) at ")]
+                {
                     if let Some(rest) = line.strip_prefix(prefix) {
                         let _ = tx.send((key, rest.split_whitespace().next().unwrap_or_default().to_owned()));
                     }

@@ -66,6 +66,23 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     changes: broadcast::Sender<Change>,
     state_codec: RequestStateCodec,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a plugin call in flight for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -82,7 +99,13 @@ impl Shared {
             metrics,
             changes,
             state_codec,
+            in_flight: Default::default(),
         })
+    }
+
+    /// Plugin calls running now (shutdown waits for them).
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Swaps in a new registry and tells listening clients.
@@ -271,6 +294,7 @@ impl MoatServer {
         call: impl Future<Output = Result<T, CallError>>,
     ) -> Result<Result<T, CallError>, ErrorData> {
         drop(ctx);
+        let _counted = InFlight::new(&self.shared.in_flight);
         let mut rx = rx;
         let progress_token = cx.meta.get_progress_token();
         let min_level = if stateless(cx) {
