@@ -41,7 +41,6 @@ fn stdio_serves_initialize_list_and_call() {
     );
     let call = recv();
     assert_eq!(call["result"]["content"][0]["text"], "This is a simple text response for testing.");
-    drop(send);
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success(), "stdio server exits cleanly when stdin closes: {status}");
