@@ -155,7 +155,12 @@ fn admin_router(shared: Arc<Shared>) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<Arc<Shared>>| async move {
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+                let mut text = s.metrics.render();
+                text.push_str(
+                    "# HELP moat_calls_in_flight Plugin calls running now.\n# TYPE moat_calls_in_flight gauge\n",
+                );
+                text.push_str(&format!("moat_calls_in_flight {}\n", s.calls_in_flight()));
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
             }),
         )
         .route("/readyz", get(readyz_verbose))

@@ -127,3 +127,44 @@ async fn shutdown_lets_a_call_in_flight_finish() {
     let (status, _s) = status.await.unwrap();
     assert!(status.success(), "moat serve exits cleanly on SIGTERM: {status}");
 }
+
+/// A client that goes away ends the plugin instance running its call.
+#[tokio::test]
+async fn a_disconnect_ends_the_running_instance() {
+    let s = Server::start_with(&["--admin-listen", "127.0.0.1:0"], |plugins| {
+        std::fs::copy(wasm("hostile"), plugins.join("hostile.wasm")).unwrap();
+    });
+    let admin = s.admin.clone().unwrap();
+    let in_flight = || async {
+        let m = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
+        m.lines().find_map(|l| l.strip_prefix("moat_calls_in_flight ")).unwrap().parse::<u32>().unwrap()
+    };
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleep", "arguments": {"n": 4000},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let req = reqwest::Client::new()
+        .post(&s.url)
+        .bearer_auth(&s.token)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "sleep")
+        .body(call.to_string())
+        .send();
+    let task = tokio::spawn(req);
+    let mut seen = false;
+    for _ in 0..100 {
+        if in_flight().await == 1 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the call is running");
+    task.abort();
+    let started = std::time::Instant::now();
+    while in_flight().await != 0 {
+        assert!(started.elapsed() < Duration::from_secs(2), "the instance outlived its client");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
