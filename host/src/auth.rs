@@ -21,6 +21,8 @@ pub const DEV_AUDIENCE: &str = "moat-dev";
 pub const DEV_SCOPES: &str = "tools:read tools:write";
 /// Most verified tokens remembered; the cache is cleared when full.
 const CACHE_CAPACITY: usize = 10_000;
+/// Longest token looked at; longer ones are refused unread.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -60,8 +62,9 @@ struct Claims {
     scp: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     iss: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    aud: String,
+    /// A string or an array of strings; checked by `jsonwebtoken`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,7 +145,16 @@ impl Verifier {
         {
             return Ok(caller.clone());
         }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid(format!("the token is longer than {MAX_TOKEN_BYTES} bytes")));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if let Some(typ) = &header.typ
+            && !typ.eq_ignore_ascii_case("JWT")
+            && !typ.eq_ignore_ascii_case("at+jwt")
+        {
+            return Err(AuthError::Invalid(format!("token type `{typ}` is not an access token")));
+        }
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(AuthError::Invalid(format!("algorithm {:?} is not allowed", header.alg)));
         }
@@ -154,6 +166,9 @@ impl Verifier {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &self.validation) {
                 Ok(data) => {
                     let c = data.claims;
+                    if c.iat.is_some_and(|iat| iat > now + self.validation.leeway) {
+                        return Err(AuthError::Invalid("the token was issued in the future".into()));
+                    }
                     let scopes = match (c.scope, c.scp) {
                         (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
                         (None, Some(list)) => list,
@@ -227,7 +242,7 @@ impl DevKey {
             scope: Some(scopes.to_owned()),
             scp: None,
             iss: DEV_ISSUER.into(),
-            aud: DEV_AUDIENCE.into(),
+            aud: Some(DEV_AUDIENCE.into()),
             nbf: Some(now),
             iat: Some(now),
         };

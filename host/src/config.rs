@@ -146,7 +146,7 @@ fn normalize_guest(guest: &str) -> Option<String> {
 }
 
 /// Per-token-subject rate limit of a tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     pub per_minute: u32,

@@ -42,13 +42,13 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub authorization_servers: Vec<String>,
-    pub scopes_supported: Vec<String>,
 }
 
 struct Edge {
     verifier: Arc<Verifier>,
     options: HttpOptions,
     shared: Arc<Shared>,
+    rate_limits: crate::policy::RateLimits,
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
@@ -64,7 +64,8 @@ pub async fn serve(
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    let edge = Arc::new(Edge { verifier, options: options.clone(), shared: shared.clone() });
+    let edge =
+        Arc::new(Edge { verifier, options: options.clone(), shared: shared.clone(), rate_limits: Default::default() });
     // Long-lived streams (session GET streams, subscriptions) close once the
     // calls in flight have finished, so shutdown does not wait on them.
     let streams = CancellationToken::new();
@@ -207,7 +208,7 @@ async fn resource_metadata(State(edge): State<Arc<Edge>>, headers: HeaderMap) ->
     Json(json!({
         "resource": resource,
         "authorization_servers": edge.options.authorization_servers,
-        "scopes_supported": edge.options.scopes_supported,
+        "scopes_supported": edge.shared.scopes_supported(),
         "bearer_methods_supported": ["header"],
     }))
 }
@@ -253,15 +254,17 @@ async fn check_origin(State(edge): State<Arc<Edge>>, req: Request, next: Next) -
 }
 
 async fn authenticate(State(edge): State<Arc<Edge>>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let (first, second) = (values.next(), values.next());
+    let token = first
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .map(str::trim);
-    let result = match token {
-        None => Err(AuthError::Missing),
-        Some(t) => edge.verifier.verify(t),
+    let result = match (token, second) {
+        (_, Some(_)) => Err(AuthError::Invalid("more than one Authorization header".into())),
+        (None, None) if first.is_some() => Err(AuthError::Invalid("the Authorization scheme must be Bearer".into())),
+        (None, None) => Err(AuthError::Missing),
+        (Some(t), None) => edge.verifier.verify(t),
     };
     match result {
         Ok(caller) => {
@@ -270,7 +273,7 @@ async fn authenticate(State(edge): State<Arc<Edge>>, mut req: Request, next: Nex
         }
         Err(e) => {
             let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", origin_of(&edge, req.headers()));
-            let scope = edge.options.scopes_supported.join(" ");
+            let scope = edge.shared.scopes_supported().join(" ");
             let mut challenge = format!("Bearer resource_metadata=\"{metadata}\", scope=\"{scope}\"");
             if let AuthError::Invalid(reason) = &e {
                 tracing::info!(%reason, "bearer token refused");
@@ -335,5 +338,44 @@ async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, next: Next)
         let id = value.get("id").cloned().unwrap_or(Value::Null);
         return jsonrpc_error(StatusCode::BAD_REQUEST, id, -32600, problem);
     }
+    if value.get("method").and_then(Value::as_str) == Some("tools/call")
+        && let Some(tool) = value.pointer("/params/name").and_then(Value::as_str)
+        && let Some(refusal) = check_access(&edge, &parts, tool, &value)
+    {
+        return refusal;
+    }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// 403 when the caller's token lacks a scope the tool needs; 429 when the caller
+/// has used up the tool's rate limit.
+fn check_access(edge: &Edge, parts: &axum::http::request::Parts, tool: &str, request: &Value) -> Option<Response> {
+    let access = edge.shared.access(tool)?;
+    let caller = parts.extensions.get::<crate::auth::Caller>()?;
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    if !crate::policy::permits(Some(caller), &access.scopes) {
+        let needed = access.scopes.join(" ");
+        tracing::info!(subject = %caller.subject, tool, needed = %needed, "call refused: insufficient scope");
+        let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", origin_of(edge, &parts.headers));
+        let challenge =
+            format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\"");
+        let mut response =
+            jsonrpc_error(StatusCode::FORBIDDEN, id, -32003, format!("insufficient scope: `{tool}` needs {needed}"));
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return Some(response);
+    }
+    let limit = access.rate_limit?;
+    let wait = edge.rate_limits.check(tool, limit, &caller.subject).err()?;
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    tracing::info!(subject = %caller.subject, tool, retry_after_s = secs, "call refused: rate limit");
+    let mut response = jsonrpc_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        id,
+        -32029,
+        format!("rate limit of {} calls per minute for `{tool}` reached; retry in {secs} s", limit.per_minute),
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Some(response)
 }

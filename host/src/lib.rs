@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod schema;

@@ -87,7 +87,6 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         allowed_origins: config.server.allowed_origins.clone(),
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         authorization_servers: config.auth.as_ref().map(|a| a.authorization_servers.clone()).unwrap_or_default(),
-        scopes_supported: DEV_SCOPES.split(' ').map(str::to_owned).collect(),
     };
     let listener = http::bind(listen).await?;
     let admin = match admin_listen {

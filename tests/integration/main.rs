@@ -4,6 +4,7 @@
 mod common;
 mod server;
 
+mod auth;
 mod cache;
 mod cli;
 mod first_party;

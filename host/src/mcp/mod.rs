@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::auth::Caller;
 use crate::metrics::Metrics;
+use crate::policy;
 use crate::registry::Registry;
 use crate::runtime::types::{LogLevel, PluginEvent};
 use crate::runtime::{CallContext, CallError, Runtime};
@@ -47,14 +48,29 @@ pub enum Change {
 #[derive(Default)]
 struct Catalogue {
     tools: Vec<Tool>,
+    access: Vec<Access>,
     index: std::collections::HashMap<String, usize>,
+}
+
+/// Who may call a tool, and how often.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// All of these scopes are needed to list and call it.
+    pub scopes: Vec<String>,
+    pub rate_limit: Option<crate::config::RateLimit>,
 }
 
 impl Catalogue {
     fn of(registry: &Registry) -> Self {
-        let tools: Vec<Tool> = registry.tools().map(|(_, t)| convert::tool(t)).collect();
+        let (tools, access): (Vec<Tool>, Vec<Access>) = registry
+            .tools()
+            .map(|(p, t)| {
+                let rate_limit = p.settings.tools.get(&t.name).and_then(|policy| policy.rate_limit);
+                (convert::tool(t), Access { scopes: policy::required_scopes(p, t), rate_limit })
+            })
+            .unzip();
         let index = tools.iter().enumerate().map(|(i, t)| (t.name.to_string(), i)).collect();
-        Catalogue { tools, index }
+        Catalogue { tools, access, index }
     }
 }
 
@@ -101,6 +117,21 @@ impl Shared {
             state_codec,
             in_flight: Default::default(),
         })
+    }
+
+    /// Who may call `tool`, if it exists.
+    pub fn access(&self, tool: &str) -> Option<Access> {
+        let c = self.catalogue.load();
+        c.index.get(tool).map(|&i| c.access[i].clone())
+    }
+
+    /// Every scope some tool needs, sorted.
+    pub fn scopes_supported(&self) -> Vec<String> {
+        let c = self.catalogue.load();
+        let mut all: std::collections::BTreeSet<String> =
+            [policy::READ_SCOPE, policy::WRITE_SCOPE].into_iter().map(str::to_owned).collect();
+        all.extend(c.access.iter().flat_map(|a| a.scopes.iter().cloned()));
+        all.into_iter().collect()
     }
 
     /// Plugin calls running now (shutdown waits for them).
@@ -423,9 +454,18 @@ impl ServerHandler for MoatServer {
     async fn list_tools(
         &self,
         r: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self.shared.catalogue.load().tools.clone();
+        // Only what the caller may call: the list varies by token, not by connection.
+        let who = caller(&cx);
+        let c = self.shared.catalogue.load();
+        let tools: Vec<Tool> = c
+            .tools
+            .iter()
+            .zip(&c.access)
+            .filter(|(_, a)| policy::permits(who.as_ref(), &a.scopes))
+            .map(|(t, _)| t.clone())
+            .collect();
         let (tools, next) = page(tools, cursor(&r))?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
@@ -443,6 +483,15 @@ impl ServerHandler for MoatServer {
         };
         let plugin = plugin.clone();
         drop(registry);
+        // The HTTP layer answers 403 first; this holds for every transport.
+        if let Some(access) = self.shared.access(&r.name)
+            && !policy::permits(caller(&cx).as_ref(), &access.scopes)
+        {
+            return Err(ErrorData::invalid_request(
+                format!("insufficient scope: `{}` needs {}", r.name, access.scopes.join(" ")),
+                None,
+            ));
+        }
         let arguments = Value::Object(r.arguments.clone().unwrap_or_default());
         let inputs = self.open_inputs(&r.name, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
         let (ctx, rx, input) = self.call_context(&cx, inputs);

@@ -1,0 +1,251 @@
+//! Tokens and what they unlock, against a real `moat serve --dev`: hostile tokens
+//! (each refused with 401 before any plugin runs), per-tool scopes (filtered lists,
+//! 403 `insufficient_scope`) and per-subject rate limits (429 + Retry-After).
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::common::wasm;
+use crate::server::{Server, mint};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The dev key of `s`, to sign crafted tokens with.
+fn dev_key(s: &Server) -> (Vec<u8>, String) {
+    let pem = std::fs::read_to_string(s.dir.path().join(".moat/dev-key.pem")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    // The kid is in every token the server mints.
+    let header = jsonwebtoken::decode_header(&s.token).unwrap();
+    (der, header.kid.unwrap())
+}
+
+fn good_claims() -> Value {
+    json!({"sub": "mallory", "iss": "moat-dev", "aud": "moat-dev", "exp": now() + 600, "iat": now(),
+           "scope": "tools:read tools:write"})
+}
+
+fn sign(der: &[u8], kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(der)).unwrap()
+}
+
+fn raw_token(header: &Value, claims: &Value, sig: &str) -> String {
+    format!("{}.{}.{sig}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()))
+}
+
+/// A call that would leave a trace if it ran: cleanup (not a dry run) removing an old file.
+fn cleanup_call(target: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "cleanup",
+        "arguments": {"path": target, "older_than_days": 0, "dry_run": false},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+fn with_cleanup(s_dir_marker: &str) -> impl FnOnce(&std::path::Path) + '_ {
+    move |plugins: &std::path::Path| {
+        std::fs::copy(wasm("cleanup"), plugins.join("cleanup.wasm")).unwrap();
+        let victim = plugins.parent().unwrap().join("victim");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join(s_dir_marker), b"still here").unwrap();
+        std::fs::write(
+            plugins.join("cleanup.toml"),
+            format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/victim\", mode = \"rw\" }}]\n", victim.display()),
+        )
+        .unwrap();
+        std::fs::write(
+            plugins.join("everything.toml"),
+            "[tools.test_simple_text]\nrate_limit = { per_minute = 60, burst = 2 }\n",
+        )
+        .unwrap();
+    }
+}
+
+async fn send(s: &Server, auth: &[(&str, String)], query: &str, body: &Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{query}", s.url))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", body["method"].as_str().unwrap());
+    if let Some(name) = body["params"]["name"].as_str() {
+        req = req.header("Mcp-Name", name);
+    }
+    for (k, v) in auth {
+        req = req.header(*k, v);
+    }
+    req.body(body.to_string()).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn hostile_tokens_are_refused_before_any_plugin_runs() {
+    let s = Server::start_with(&[], with_cleanup("old.txt"));
+    let victim = s.dir.path().join("victim/old.txt");
+    let (der, kid) = dev_key(&s);
+    let other = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let claims = good_claims();
+    let with = |patch: Value| {
+        let mut c = claims.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        sign(&der, Some(&kid), &c)
+    };
+    let valid = sign(&der, Some(&kid), &claims);
+    let (vh, vp, vs) = {
+        let mut parts = valid.split('.');
+        (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+    };
+    let public_key_bytes = {
+        use aws_lc_rs::signature::KeyPair as _;
+        aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec()
+    };
+    let hs256 = {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(kid.clone());
+        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(&public_key_bytes)).unwrap()
+    };
+    let bearer = |t: &str| vec![("Authorization", format!("Bearer {t}"))];
+    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+        ("no Authorization header", vec![], ""),
+        ("junk", bearer("junk"), ""),
+        ("empty bearer", vec![("Authorization", "Bearer ".into())], ""),
+        ("wrong scheme", vec![("Authorization", format!("Basic {valid}"))], ""),
+        (
+            "two Authorization headers",
+            vec![("Authorization", format!("Bearer {valid}")), ("Authorization", format!("Bearer {valid}"))],
+            "",
+        ),
+        ("token in the query string only", vec![], "?access_token=VALID"),
+        ("alg none", bearer(&raw_token(&json!({"alg": "none", "typ": "JWT"}), &claims, "")), ""),
+        ("HS256 signed with the public key's bytes", bearer(&hs256), ""),
+        ("unknown kid", bearer(&sign(&der, Some("nobody"), &claims)), ""),
+        ("kid path trick", bearer(&sign(&der, Some("../../.moat/dev-key.pem"), &claims)), ""),
+        (
+            "jku pointing elsewhere, signed by another key",
+            bearer(&{
+                let mut h = Header::new(Algorithm::ES256);
+                h.kid = Some(kid.clone());
+                h.jku = Some("http://127.0.0.1:1/jwks.json".into());
+                jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(other.as_ref())).unwrap()
+            }),
+            "",
+        ),
+        ("wrong iss", bearer(&with(json!({"iss": "https://evil.example"}))), ""),
+        ("wrong aud", bearer(&with(json!({"aud": "https://other.example/mcp"}))), ""),
+        ("missing aud", bearer(&with(json!({"aud": null}))), ""),
+        ("expired", bearer(&with(json!({"exp": now() - 3600}))), ""),
+        ("nbf in the future", bearer(&with(json!({"nbf": now() + 3600}))), ""),
+        ("issued in the future", bearer(&with(json!({"iat": now() + 3600}))), ""),
+        ("missing exp", bearer(&with(json!({"exp": null}))), ""),
+        ("signature of another key", bearer(&sign(other.as_ref(), Some(&kid), &claims)), ""),
+        ("truncated signature", bearer(&format!("{vh}.{vp}.{}", &vs[..vs.len() / 2])), ""),
+        ("non-base64 segments", bearer(&format!("{vh}.{vp}!!.{vs}")), ""),
+        ("oversized token", bearer(&format!("{vh}.{}.{vs}", "A".repeat(64 * 1024))), ""),
+        ("scope claim of the wrong type", bearer(&with(json!({"scope": 42}))), ""),
+        (
+            "typ that is not an access token",
+            bearer(&{
+                let mut h = Header::new(Algorithm::ES256);
+                h.kid = Some(kid.clone());
+                h.typ = Some("id+jwt".into());
+                jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&der)).unwrap()
+            }),
+            "",
+        ),
+        ("a valid token with one byte changed", bearer(&format!("{vh}.{vp}.{}A", &vs[..vs.len() - 1])), ""),
+    ];
+    assert!(cases.len() >= 25);
+    for (name, auth, query) in cases {
+        let query = query.replace("VALID", &valid);
+        let r = send(&s, &auth, &query, &cleanup_call("/victim")).await;
+        let status = r.status().as_u16();
+        assert!(status == 401 || status == 431, "{name}: got {status}");
+        if status == 401 {
+            let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+            assert!(challenge.starts_with("Bearer resource_metadata="), "{name}: {challenge}");
+        }
+        assert!(victim.exists(), "{name}: the plugin ran");
+    }
+    // The same call with the valid token does run: the file goes.
+    let r = send(&s, &bearer(&valid), "", &cleanup_call("/victim")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("old.txt"));
+    assert!(!victim.exists(), "the valid call removed the file");
+}
+
+#[tokio::test]
+async fn scopes_decide_what_a_token_lists_and_calls() {
+    let s = Server::start_with(&[], with_cleanup("keep.txt"));
+    let victim = s.dir.path().join("victim/keep.txt");
+    let reader = mint(s.dir.path(), &["--scope", "tools:read", "--sub", "reader"]);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let names = |v: Value| -> Vec<String> {
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let auth = |t: &str| vec![("Authorization", format!("Bearer {t}"))];
+    let r: Value = send(&s, &auth(&reader), "", &list).await.json().await.unwrap();
+    let seen = names(r);
+    assert!(seen.contains(&"disk_usage".to_owned()) && !seen.contains(&"cleanup".to_owned()), "{seen:?}");
+    let r: Value = send(&s, &auth(&s.token), "", &list).await.json().await.unwrap();
+    assert!(names(r).contains(&"cleanup".to_owned()), "a write token sees cleanup");
+
+    let r = send(&s, &auth(&reader), "", &cleanup_call("/victim")).await;
+    assert_eq!(r.status(), 403);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"tools:write\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("resource_metadata=\""), "{challenge}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], 1);
+    assert!(victim.exists(), "no plugin ran");
+    let meta: Value =
+        reqwest::get(format!("{}/.well-known/oauth-protected-resource", s.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(meta["scopes_supported"], json!(["tools:read", "tools:write"]));
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_subject_and_tool() {
+    let s = Server::start_with(&[], with_cleanup("x.txt"));
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let auth = |t: &str| vec![("Authorization", format!("Bearer {t}"))];
+    for _ in 0..2 {
+        assert_eq!(send(&s, &auth(&s.token), "", &call).await.status(), 200, "within the burst");
+    }
+    let r = send(&s, &auth(&s.token), "", &call).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], 5);
+    assert!(body["error"]["message"].as_str().unwrap().contains("rate limit"), "{body}");
+    // Another subject has its own allowance; another tool is not limited.
+    let other = mint(s.dir.path(), &["--sub", "someone-else"]);
+    assert_eq!(send(&s, &auth(&other), "", &call).await.status(), 200);
+    let mut unlimited = call.clone();
+    unlimited["params"]["name"] = json!("test_image_content");
+    assert_eq!(send(&s, &auth(&s.token), "", &unlimited).await.status(), 200);
+}
