@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 use crate::common::wasm;
 use crate::server::{Server, mint};
 
+/// Extra request headers: name, value.
+type Headers<'a> = Vec<(&'a str, String)>;
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -125,7 +128,7 @@ async fn hostile_tokens_are_refused_before_any_plugin_runs() {
         jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(&public_key_bytes)).unwrap()
     };
     let bearer = |t: &str| vec![("Authorization", format!("Bearer {t}"))];
-    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let cases: Vec<(&str, Headers, &str)> = vec![
         ("no Authorization header", vec![], ""),
         ("junk", bearer("junk"), ""),
         ("empty bearer", vec![("Authorization", "Bearer ".into())], ""),
