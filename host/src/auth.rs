@@ -49,6 +49,8 @@ pub enum KeyError {
 pub struct Caller {
     pub subject: String,
     pub scopes: Vec<String>,
+    /// The OAuth client the token was issued to (`client_id` or `azp`).
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,6 +71,10 @@ struct Claims {
     nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    azp: Option<String>,
 }
 
 struct Key {
@@ -81,9 +87,24 @@ struct Key {
 /// `iss`, `aud`, `exp` and `nbf` (with leeway).
 pub struct Verifier {
     keys: Vec<Key>,
+    jwks: Option<Jwks>,
     validation: Validation,
     cache: Mutex<HashMap<[u8; 32], (Caller, u64)>>,
 }
+
+/// Keys fetched from the identity provider's JWKS endpoint.
+struct Jwks {
+    uri: String,
+    client: reqwest::Client,
+    keys: arc_swap::ArcSwap<Vec<Key>>,
+    /// When an unknown `kid` last caused a fetch: at most one per [`REFETCH_GAP`].
+    last_refetch: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// Shortest time between two fetches caused by unknown `kid`s.
+const REFETCH_GAP: Duration = Duration::from_secs(5);
+/// Refresh period when the JWKS response names none (Cache-Control max-age).
+const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(300);
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -116,7 +137,106 @@ impl Verifier {
         validation.leeway = leeway_s;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        Ok(Verifier { keys: Vec::new(), validation, cache: Mutex::new(HashMap::new()) })
+        Ok(Verifier { keys: Vec::new(), jwks: None, validation, cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// Takes keys from `uri` too: fetched now (a failure is logged and retried in
+    /// the background), refreshed as its Cache-Control says, and refetched when a
+    /// token names an unknown `kid`.
+    pub async fn with_jwks(mut self, uri: &str) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        let jwks =
+            Jwks { uri: uri.to_owned(), client, keys: Default::default(), last_refetch: tokio::sync::Mutex::new(None) };
+        self.jwks = Some(jwks);
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(uri, error = %e, "cannot fetch the JWKS; will retry");
+        }
+        self
+    }
+
+    /// Refreshes the JWKS in the background until the process ends.
+    pub fn spawn_refresh(self: &std::sync::Arc<Self>) {
+        if self.jwks.is_none() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut wait = DEFAULT_JWKS_TTL;
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = match this.refresh().await {
+                    Ok(ttl) => ttl,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we have");
+                        Duration::from_secs(30)
+                    }
+                };
+            }
+        });
+    }
+
+    /// Fetches the JWKS and swaps in its keys; returns how long they are fresh.
+    async fn refresh(&self) -> Result<Duration, String> {
+        let Some(jwks) = &self.jwks else { return Ok(DEFAULT_JWKS_TTL) };
+        let response = jwks.client.get(&jwks.uri).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("{} answered {}", jwks.uri, response.status()));
+        }
+        let ttl = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()))
+            .map_or(DEFAULT_JWKS_TTL, |s| Duration::from_secs(s.clamp(30, 86_400)));
+        let set: jsonwebtoken::jwk::JwkSet = response.json().await.map_err(|e| format!("not a JWK set: {e}"))?;
+        let keys: Vec<Key> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                use jsonwebtoken::jwk::AlgorithmParameters as P;
+                let family = match &jwk.algorithm {
+                    P::RSA(_) => "RSA",
+                    P::EllipticCurve(_) => "EC",
+                    P::OctetKeyPair(_) => "OKP",
+                    // Symmetric keys are never accepted from a JWKS.
+                    _ => return None,
+                };
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some(Key { kid: jwk.common.key_id.clone(), key, family })
+            })
+            .collect();
+        tracing::info!(uri = %jwks.uri, keys = keys.len(), "JWKS loaded");
+        jwks.keys.store(std::sync::Arc::new(keys));
+        // Tokens verified by a key that is gone must not keep working.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(ttl)
+    }
+
+    fn knows_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+            || self.jwks.as_ref().is_some_and(|j| j.keys.load().iter().any(|k| k.kid.as_deref() == Some(kid)))
+    }
+
+    /// Refetches the JWKS for an unknown `kid`, unless one was fetched for that
+    /// reason in the last [`REFETCH_GAP`]. Whether new keys arrived.
+    async fn refetch_for_unknown_kid(&self) -> bool {
+        let Some(jwks) = &self.jwks else { return false };
+        let mut last = jwks.last_refetch.lock().await;
+        if last.is_some_and(|t| t.elapsed() < REFETCH_GAP) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        match self.refresh().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refetch for an unknown kid failed");
+                false
+            }
+        }
     }
 
     /// Adds a PEM public key file.
@@ -137,7 +257,7 @@ impl Verifier {
 
     /// Verifies a token, from the cache when it was verified before and has not
     /// expired since.
-    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = now();
         if let Some((caller, exp)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
@@ -158,7 +278,14 @@ impl Verifier {
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(AuthError::Invalid(format!("algorithm {:?} is not allowed", header.alg)));
         }
-        let candidates = self.keys.iter().filter(|k| {
+        if let Some(kid) = &header.kid
+            && self.jwks.is_some()
+            && !self.knows_kid(kid)
+        {
+            self.refetch_for_unknown_kid().await;
+        }
+        let fetched = self.jwks.as_ref().map(|j| j.keys.load_full()).unwrap_or_default();
+        let candidates = self.keys.iter().chain(fetched.iter()).filter(|k| {
             k.family == family(header.alg) && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
         let mut last = AuthError::Invalid("no key matches the token".into());
@@ -174,7 +301,7 @@ impl Verifier {
                         (None, Some(list)) => list,
                         (None, None) => Vec::new(),
                     };
-                    let caller = Caller { subject: c.sub, scopes };
+                    let caller = Caller { subject: c.sub, scopes, client_id: c.client_id.or(c.azp) };
                     let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     if cache.len() >= CACHE_CAPACITY {
                         cache.clear();
@@ -245,6 +372,8 @@ impl DevKey {
             aud: Some(DEV_AUDIENCE.into()),
             nbf: Some(now),
             iat: Some(now),
+            client_id: Some("moat-dev".into()),
+            azp: None,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());

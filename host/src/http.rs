@@ -264,7 +264,7 @@ async fn authenticate(State(edge): State<Arc<Edge>>, mut req: Request, next: Nex
         (_, Some(_)) => Err(AuthError::Invalid("more than one Authorization header".into())),
         (None, None) if first.is_some() => Err(AuthError::Invalid("the Authorization scheme must be Bearer".into())),
         (None, None) => Err(AuthError::Missing),
-        (Some(t), None) => edge.verifier.verify(t),
+        (Some(t), None) => edge.verifier.verify(t).await,
     };
     match result {
         Ok(caller) => {

@@ -55,6 +55,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let listen = args.listen.unwrap_or(config.server.listen);
     let admin_listen = args.admin_listen.or(config.server.admin_listen);
     let (verifier, dev_key) = if args.dev {
+        if let Some(auth) = &config.auth {
+            bail!(
+                "--dev verifies tokens with its own key, but the configuration names the identity provider {}; drop --dev or the [auth] section",
+                auth.issuer
+            );
+        }
         if !listen.ip().is_loopback() || admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
             bail!(
                 "--dev listens on loopback addresses only (got {listen}); configure [auth] to serve beyond this machine"
@@ -68,8 +74,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 "refusing to serve without authentication: add an [auth] section to the configuration, or use --dev (local development) or --stdio"
             );
         };
-        if auth.public_key_files.is_empty() {
-            bail!("[auth] needs public_key_files (JWKS discovery via jwks_uri is not supported by this version)");
+        if auth.public_key_files.is_empty() && auth.jwks_uri.is_none() {
+            bail!("[auth] needs jwks_uri or public_key_files to verify tokens");
+        }
+        if auth.issuer == moat::auth::DEV_ISSUER {
+            bail!(
+                "[auth] issuer `{}` is the dev issuer; production tokens must come from a real identity provider",
+                auth.issuer
+            );
         }
         let audience = auth
             .audience
@@ -79,6 +91,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         let mut v = Verifier::new(&auth.issuer, &audience, &auth.algorithms, auth.leeway_s)?;
         for f in &auth.public_key_files {
             v.add_pem_file(f)?;
+        }
+        if let Some(uri) = &auth.jwks_uri {
+            v = v.with_jwks(uri).await;
         }
         (v, None)
     };
@@ -108,7 +123,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    http::serve(shared, Arc::new(verifier), options, listener, admin, shutdown).await?;
+    let verifier = Arc::new(verifier);
+    verifier.spawn_refresh();
+    http::serve(shared, verifier, options, listener, admin, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

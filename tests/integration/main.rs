@@ -9,5 +9,6 @@ mod cache;
 mod cli;
 mod first_party;
 mod http;
+mod jwks;
 mod sandbox;
 mod serve;

@@ -63,6 +63,29 @@ fn serve_refuses_to_listen_without_auth_or_beyond_loopback_in_dev() {
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }
 
+#[test]
+fn dev_mode_and_a_configured_identity_provider_do_not_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_idp = "[auth]\nissuer = \"https://idp.test\"\naudience = \"https://moat.test/mcp\"\njwks_uri = \"http://127.0.0.1:9/jwks\"\n";
+    std::fs::write(dir.path().join("idp.toml"), with_idp).unwrap();
+    let out = moat(dir.path())
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config", "idp.toml", "--plugins", "."])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("drop --dev or the [auth] section"), "{}", stderr(&out));
+    let dev_issuer = with_idp.replace("https://idp.test", "moat-dev");
+    std::fs::write(dir.path().join("dev.toml"), dev_issuer).unwrap();
+    let out = moat(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", "dev.toml", "--plugins", "."])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("dev issuer"), "{}", stderr(&out));
+}
+
 #[tokio::test]
 async fn admin_listener_reports_metrics_and_failed_plugins() {
     let s = Server::start_with(&["--admin-listen", "127.0.0.1:0"], |plugins| {
@@ -167,4 +190,54 @@ async fn a_disconnect_ends_the_running_instance() {
         assert!(started.elapsed() < Duration::from_secs(2), "the instance outlived its client");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// One audit event per tool call: who, which tool and plugin version, outcome,
+/// duration; never the token.
+#[test]
+fn every_tool_call_is_audited_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(wasm("everything"), plugins.join("everything.wasm")).unwrap();
+    let log = std::fs::File::create(dir.path().join("moat.log")).unwrap();
+    let mut child = moat(&dir.path().join("cache"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("MOAT_LOG", "moat::audit=info")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("moat: serving MCP at ").map(|r| r.split_whitespace().next().unwrap().to_owned()))
+        .unwrap();
+    let token = crate::server::mint(dir.path(), &["--sub", "auditor"]);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "test_error_handling", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let out = std::process::Command::new("curl")
+        .args(["-sS", &url, "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json"])
+        .args(["-H", "Accept: application/json, text/event-stream", "-H", "MCP-Protocol-Version: 2026-07-28"])
+        .args(["-H", "Mcp-Method: tools/call", "-H", "Mcp-Name: test_error_handling", "-d", &body.to_string()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intentionally"), "{out:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("moat.log")).unwrap();
+    let line = log.lines().find(|l| l.contains("tool call")).unwrap_or_else(|| panic!("no audit event in {log}"));
+    for field in [
+        "subject=\"auditor\"",
+        "client_id=\"moat-dev\"",
+        "tool=test_error_handling",
+        "plugin=everything",
+        "outcome=\"tool_error\"",
+        "duration_ms=",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+    assert!(!log.contains(&token), "the token must never be logged");
 }

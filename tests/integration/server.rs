@@ -26,6 +26,20 @@ impl Server {
     /// Starts with extra `moat serve` arguments, after `prepare` has had a look
     /// at the plugins folder.
     pub fn start_with(args: &[&str], prepare: impl FnOnce(&Path)) -> Server {
+        let mut all = vec!["--dev"];
+        all.extend_from_slice(args);
+        Self::launch(&all, prepare)
+    }
+
+    /// Starts without `--dev`, with `config` as `moat.toml`; `token` stays empty.
+    pub fn start_configured(config: &str) -> Server {
+        let config = config.to_owned();
+        Self::launch(&["--config", "moat.toml"], move |plugins| {
+            std::fs::write(plugins.parent().unwrap().join("moat.toml"), config).unwrap();
+        })
+    }
+
+    fn launch(args: &[&str], prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
@@ -39,7 +53,7 @@ impl Server {
         .unwrap();
         prepare(&plugins);
         let mut child = moat(&dir.path().join("cache"))
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
@@ -68,7 +82,7 @@ impl Server {
                 (_, a) => admin = Some(a),
             }
         }
-        let token = mint(dir.path(), &[]);
+        let token = if args.contains(&"--dev") { mint(dir.path(), &[]) } else { String::new() };
         Server { child, url, token, dir, admin }
     }
 

@@ -498,7 +498,20 @@ impl ServerHandler for MoatServer {
         let started = Instant::now();
         let runtime = &self.shared.runtime;
         let result = self.run_call(&cx, ctx.clone(), rx, runtime.call_tool(&plugin, &r.name, &arguments, &ctx)).await?;
-        self.shared.metrics.tool_call(&r.name, outcome(&result), started.elapsed());
+        let took = started.elapsed();
+        self.shared.metrics.tool_call(&r.name, outcome(&result), took);
+        let who = caller(&cx);
+        tracing::info!(
+            target: "moat::audit",
+            subject = who.as_ref().map_or("-", |c| c.subject.as_str()),
+            client_id = who.as_ref().and_then(|c| c.client_id.as_deref()).unwrap_or("-"),
+            tool = %r.name,
+            plugin = %plugin.name,
+            plugin_sha256 = %&plugin.hash[..16],
+            outcome = outcome(&result),
+            duration_ms = took.as_secs_f64() * 1e3,
+            "tool call"
+        );
         match result {
             Ok(out) => {
                 let mut result = CallToolResult::success(out.content.into_iter().map(convert::into_content).collect());
