@@ -46,6 +46,23 @@ impl fmt::Display for VolumeStatsError {
 
 impl std::error::Error for VolumeStatsError {}
 
+/// The verified caller of this call (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's subject.
+    pub subject: String,
+    /// The scopes the token grants.
+    pub scopes: Vec<String>,
+    /// The OAuth client the token was issued to, when the token says.
+    pub client_id: Option<String>,
+}
+
+/// Who is calling; `None` when moat serves without auth (stdio, `moat call`).
+/// Natively, what [`crate::testing::set_caller`] set.
+pub fn caller() -> Option<Identity> {
+    imp::caller()
+}
+
 /// Sends a log message to the host (and on to MCP clients that asked for logs).
 pub fn log(level: LogLevel, message: &str) {
     imp::log(level, message)
@@ -65,6 +82,14 @@ pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
 mod imp {
     use super::*;
     use crate::wasm::bindings::moat::plugin::{log as wit_log, progress as wit_progress, volume_stats as wit_stats};
+
+    pub fn caller() -> Option<Identity> {
+        crate::wasm::bindings::moat::plugin::caller::identity().map(|i| Identity {
+            subject: i.subject,
+            scopes: i.scopes,
+            client_id: i.client_id,
+        })
+    }
 
     pub fn log(level: LogLevel, message: &str) {
         let level = match level {
@@ -98,6 +123,10 @@ mod imp {
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
     use super::*;
+
+    pub fn caller() -> Option<Identity> {
+        crate::testing::caller()
+    }
 
     pub fn log(level: LogLevel, message: &str) {
         crate::testing::record_log(level, message);

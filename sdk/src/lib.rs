@@ -37,7 +37,7 @@ pub mod testing;
 pub mod wasm;
 
 pub use content::{Content, Json, PromptMessage, ResourceBody, ResourceContents, Role, ToolOutput};
-pub use host::{LogLevel, VolumeStats, VolumeStatsError, log, progress, volume_stats};
+pub use host::{Identity, LogLevel, VolumeStats, VolumeStatsError, caller, log, progress, volume_stats};
 pub use moat_sdk_macros::{prompt, resource, tool};
 pub use plugin::{Annotations, CallError, Plugin, PromptArgument, PromptDef, PromptResult, ResourceDef, ToolDef};
 pub use uri_template::UriVars;

@@ -28,6 +28,20 @@ thread_local! {
         const { RefCell::new(std::collections::VecDeque::new()) };
 }
 
+thread_local! {
+    static CALLER: RefCell<Option<crate::host::Identity>> = const { RefCell::new(None) };
+}
+
+/// Sets who [`crate::caller`] says is calling, on this thread.
+pub fn set_caller(identity: Option<crate::host::Identity>) {
+    CALLER.with(|c| *c.borrow_mut() = identity);
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn caller() -> Option<crate::host::Identity> {
+    CALLER.with(|c| c.borrow().clone())
+}
+
 /// Queues the client's next answer to a question ([`crate::client::ask`] and
 /// friends) on this thread; the native client declares every capability. With
 /// none queued, a question fails.

@@ -8,8 +8,8 @@ use crate::plugin::{self, CallError, Plugin};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.1.1",
-        world: "moat:plugin/plugin@0.1.1",
+        path: "../wit/v0.1.2",
+        world: "moat:plugin/plugin@0.1.2",
         pub_export_macro: true,
         export_macro_name: "__export_moat_plugin",
         default_bindings_module: "moat_sdk::wasm::bindings",

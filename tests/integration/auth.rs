@@ -252,3 +252,22 @@ async fn rate_limits_apply_per_subject_and_tool() {
     unlimited["params"]["name"] = json!("test_image_content");
     assert_eq!(send(&s, &auth(&s.token), "", &unlimited).await.status(), 200);
 }
+
+/// A plugin may ask who is calling (WIT 0.1.2 `caller`): subject, scopes and
+/// client, never the token; the token is in no environment variable either.
+#[tokio::test]
+async fn plugins_see_the_caller_but_never_the_token() {
+    let s = Server::start_with(&[], |plugins| {
+        std::fs::copy(wasm("hostile"), plugins.join("hostile.wasm")).unwrap();
+    });
+    let alice = mint(s.dir.path(), &["--sub", "alice", "--scope", "tools:read"]);
+    let call = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+    };
+    let auth = vec![("Authorization", format!("Bearer {alice}"))];
+    let r: Value = send(&s, &auth, "", &call("whoami")).await.json().await.unwrap();
+    assert_eq!(r["result"]["content"][0]["text"], "alice [tools:read] via moat-dev");
+    let r = send(&s, &auth, "", &call("env_names")).await.text().await.unwrap();
+    assert!(!r.contains(&alice), "the token reached the plugin's environment");
+}

@@ -87,7 +87,7 @@ fn inspect_describes_the_plugin() {
     let out = moat(home.path()).arg("inspect").arg(wasm("disk_usage")).arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v["wit"], "moat:plugin@0.1.1");
+    assert_eq!(v["wit"], "moat:plugin@0.1.2");
     let tool = &v["tools"][0];
     assert_eq!(tool["name"], "disk_usage");
     assert_eq!(tool["annotations"]["readOnly"], true);

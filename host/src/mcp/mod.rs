@@ -396,7 +396,12 @@ impl MoatServer {
         } else {
             (Arc::new(PeerBridge::new(cx.peer.clone(), caps)), None)
         };
-        (CallContext { events: Some(tx), client: Some(client) }, rx, input)
+        let identity = caller(cx).map(|c| crate::runtime::types::Identity {
+            subject: c.subject,
+            scopes: c.scopes,
+            client_id: c.client_id,
+        });
+        (CallContext { events: Some(tx), client: Some(client), identity }, rx, input)
     }
 
     fn input_required(

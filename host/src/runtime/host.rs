@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::v0_1::moat::plugin::{client, log, progress, types, volume_stats};
+use super::bindings::v0_1::moat::plugin::{caller, client, log, progress, types, volume_stats};
 use super::types::{Answer, AskOutcome, ClientBridge, ClientCapabilities, ElicitAction, LogLevel, PluginEvent};
 use super::types::{PromptMessage, Question, SamplingRequest};
 use crate::config::DirGrant;
@@ -111,6 +111,7 @@ pub struct CallState {
     pub(super) deadline: SharedDeadline,
     pub(super) timeout_ms: u64,
     pub(super) client: Option<Arc<dyn ClientBridge>>,
+    pub(super) identity: Option<super::types::Identity>,
 }
 
 impl WasiView for CallState {
@@ -336,6 +337,16 @@ impl tokio::io::AsyncWrite for CappedPipe {
 impl CallState {
     fn client_capabilities(&self) -> ClientCapabilities {
         self.client.as_ref().map(|c| c.capabilities()).unwrap_or_default()
+    }
+}
+
+impl caller::Host for CallState {
+    fn identity(&mut self) -> Option<caller::CallerIdentity> {
+        self.identity.as_ref().map(|i| caller::CallerIdentity {
+            subject: i.subject.clone(),
+            scopes: i.scopes.clone(),
+            client_id: i.client_id.clone(),
+        })
     }
 }
 

@@ -42,8 +42,8 @@ use types::*;
 pub(crate) mod bindings {
     pub mod v0_1 {
         wasmtime::component::bindgen!({
-            path: "../wit/v0.1.1",
-            world: "moat:plugin/plugin@0.1.1",
+            path: "../wit/v0.1.2",
+            world: "moat:plugin/plugin@0.1.2",
             imports: {
                 "moat:plugin/client.ask": async | trappable,
             },
@@ -63,7 +63,7 @@ const KEEP_RESIDENT: usize = 256 << 10;
 /// Bytes of a plugin's stderr kept for error messages.
 const STDERR_CAPACITY: usize = 64 * 1024;
 /// The WIT package versions this host serves.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.1.1", "0.1.2"];
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +169,8 @@ pub struct CallContext {
     pub events: Option<mpsc::UnboundedSender<PluginEvent>>,
     /// Answers the plugin's elicitation and sampling questions.
     pub client: Option<Arc<dyn ClientBridge>>,
+    /// Who is calling (the `caller` import); none without auth.
+    pub identity: Option<Identity>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -176,6 +178,7 @@ impl std::fmt::Debug for CallContext {
         f.debug_struct("CallContext")
             .field("events", &self.events.is_some())
             .field("client", &self.client.is_some())
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -588,6 +591,7 @@ impl Runtime {
             deadline: SharedDeadline::new(Instant::now() + Duration::from_millis(limits.timeout_ms)),
             timeout_ms: limits.timeout_ms,
             client: ctx.client.clone(),
+            identity: ctx.identity.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

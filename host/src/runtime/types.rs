@@ -225,6 +225,14 @@ impl From<w01::Prompt> for PromptInfo {
     }
 }
 
+/// The verified caller of a request, as a plugin may see it (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    pub scopes: Vec<String>,
+    pub client_id: Option<String>,
+}
+
 /// What the client declared it can answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClientCapabilities {

@@ -189,9 +189,18 @@ fn ok() -> String {
     "fine".into()
 }
 
+/// Who is calling, as the host tells it.
+#[tool(read_only)]
+fn whoami() -> String {
+    match moat_sdk::caller() {
+        None => "nobody".into(),
+        Some(i) => format!("{} [{}] via {}", i.subject, i.scopes.join(" "), i.client_id.as_deref().unwrap_or("-")),
+    }
+}
+
 moat_sdk::plugin!(Hostile {
     tools: [
         read_file, write_file, list_dir, stat, env, env_names, spin, sleep, alloc, trap, panic, recurse, big_output,
-        touch, connect, counter, shout, ok
+        touch, connect, counter, shout, ok, whoami
     ],
 });
