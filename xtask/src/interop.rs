@@ -15,9 +15,14 @@ const CONFORMANCE_STABLE: &str = "@modelcontextprotocol/conformance@0.1.16";
 const CONFORMANCE_NEXT: &str = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
 const TS_SDK: &str = "@modelcontextprotocol/sdk@1.32.2";
 const PY_SDK: &str = "mcp==2.3.0";
+const OIDC_PROVIDER: &str = "oidc-provider@9.13.3";
+/// The canonical resource URI the IdP issues tokens for and moat expects.
+const RESOURCE: &str = "https://moat.test/mcp";
 
 pub struct Tools {
     node: PathBuf,
+    /// Folder with oidc-provider in its node_modules.
+    idp: PathBuf,
     stable: PathBuf,
     next: PathBuf,
     python: PathBuf,
@@ -50,6 +55,7 @@ pub fn install(target: &Path) -> Result<Tools> {
     npm_install(&dir.join("node22"), &[NODE_PKG], &dir.join("node22.done"))?;
     npm_install(&dir.join("c16"), &[CONFORMANCE_STABLE, TS_SDK], &dir.join("c16.done"))?;
     npm_install(&dir.join("c20"), &[CONFORMANCE_NEXT], &dir.join("c20.done"))?;
+    npm_install(&dir.join("idp"), &[OIDC_PROVIDER], &dir.join("idp.done"))?;
     let py = dir.join("py");
     let python = py.join("bin/python");
     let marker = dir.join("py.done");
@@ -63,7 +69,7 @@ pub fn install(target: &Path) -> Result<Tools> {
         bail!("{NODE_PKG} installed no binary at {}", node.display());
     }
     let conformance = |d: &str| dir.join(d).join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    Ok(Tools { node, stable: conformance("c16"), next: conformance("c20"), python })
+    Ok(Tools { node, idp: dir.join("idp"), stable: conformance("c16"), next: conformance("c20"), python })
 }
 
 /// A child process killed (by its own PID) when dropped.
@@ -151,7 +157,19 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
             c
         }),
     ];
-    let (mut passed, mut failed) = (0, 0);
+    let mut cases = cases;
+    // Keep the IdP and its moat alive while the cases run.
+    let _idp = match idp_case(root, tools, moat, wasm, &work) {
+        Ok((guards, cmd)) => {
+            cases.push(("moat as an OAuth resource server, tokens from oidc-provider", cmd));
+            Some(guards)
+        }
+        Err(e) => {
+            println!("interop oidc-provider setup ... FAILED: {e:#}");
+            None
+        }
+    };
+    let (mut passed, mut failed) = (0, u64::from(_idp.is_none()));
     for (name, mut cmd) in cases {
         let started = Instant::now();
         eprintln!("+ {cmd:?}");
@@ -197,6 +215,64 @@ fn summarize(stdout: &str) -> String {
         .collect();
     let passed = scenarios.iter().filter(|(ok, _)| *ok).count();
     format!("{passed}/{} scored scenarios passed", scenarios.len())
+}
+
+/// Starts oidc-provider and a `moat serve` that trusts it (no `--dev`); returns
+/// both processes and the command that checks the flow.
+fn idp_case(root: &Path, tools: &Tools, moat: &Path, wasm: &Path, work: &Path) -> Result<((Guard, Guard), Command)> {
+    let secret = |name: &str| -> Result<(String, String)> {
+        let mut bytes = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        Ok((name.to_owned(), bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    };
+    let clients = [("reader", "tools:read"), ("writer", "tools:read tools:write"), ("shortlived", "tools:read")];
+    let secrets = clients.iter().map(|(n, _)| secret(n)).collect::<Result<Vec<_>>>()?;
+    let registry: Vec<String> = clients
+        .iter()
+        .zip(&secrets)
+        .map(|((id, scope), (_, s))| format!(r#"{{"client_id":"{id}","client_secret":"{s}","scope":"{scope}"}}"#))
+        .collect();
+    // ES modules resolve packages from the script's folder.
+    let script = tools.idp.join("idp.mjs");
+    std::fs::copy(root.join("tests/interop/idp.mjs"), &script)?;
+    let (idp, port) = start(
+        Command::new(&tools.node).arg(&script).env("MOAT_IDP_CLIENTS", format!("[{}]", registry.join(","))),
+        "listening ",
+    )?;
+    let issuer = format!("http://127.0.0.1:{port}");
+
+    let home = work.join("oauth");
+    let plugins = home.join("plugins");
+    let victim = home.join("victim");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::create_dir_all(&victim)?;
+    std::fs::write(victim.join("old.log"), "x")?;
+    for p in ["disk_usage", "cleanup"] {
+        std::fs::copy(wasm.join(format!("{p}.wasm")), plugins.join(format!("{p}.wasm")))?;
+    }
+    let grant = |dir: &Path, guest: &str, mode: &str| {
+        format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"{guest}\", mode = \"{mode}\" }}]\n", dir.display())
+    };
+    std::fs::write(plugins.join("disk_usage.toml"), grant(&home, "/", "ro"))?;
+    std::fs::write(plugins.join("cleanup.toml"), grant(&victim, "/victim", "rw"))?;
+    std::fs::write(
+        home.join("moat.toml"),
+        format!(
+            "[server]\npublic_url = \"{RESOURCE}\"\n[auth]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks\"\n\
+             algorithms = [\"ES256\"]\nleeway_s = 0\n"
+        ),
+    )?;
+    let (server, rest) = start(
+        Command::new(moat).args(["serve", "--config", "moat.toml", "--listen", "127.0.0.1:0"]).current_dir(&home),
+        "moat: serving MCP at ",
+    )?;
+    let url = rest.split_whitespace().next().context("no URL")?.to_owned();
+    let mut check = Command::new(&tools.node);
+    check.arg(root.join("tests/interop/idp_flow.mjs")).args([&url, &issuer, RESOURCE]);
+    for (name, s) in &secrets {
+        check.env(format!("MOAT_IDP_SECRET_{}", name.to_uppercase()), s);
+    }
+    Ok(((idp, server), check))
 }
 
 fn tempdir(root: &Path) -> Result<PathBuf> {
