@@ -29,11 +29,13 @@ pub struct Limits {
     pub memory_bytes: u64,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
+    /// Per-subject rate limit of each tool without one of its own; none: unlimited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 64 << 20, timeout_ms: 5000, max_output_bytes: 1 << 20 }
+        Limits { memory_bytes: 64 << 20, timeout_ms: 5000, max_output_bytes: 1 << 20, rate_limit: None }
     }
 }
 
@@ -43,6 +45,7 @@ struct RawLimits {
     memory_mb: Option<u64>,
     timeout_ms: Option<u64>,
     max_output_bytes: Option<u64>,
+    rate_limit: Option<RateLimit>,
 }
 
 impl RawLimits {
@@ -66,6 +69,12 @@ impl RawLimits {
                 return Err(invalid("max_output_bytes must be positive".into()));
             }
             limits.max_output_bytes = b;
+        }
+        if let Some(rl) = self.rate_limit {
+            if rl.per_minute == 0 || rl.burst == 0 {
+                return Err(invalid("rate_limit: per_minute and burst must be positive".into()));
+            }
+            limits.rate_limit = Some(rl);
         }
         Ok(limits)
     }
@@ -179,6 +188,14 @@ struct RawGrants {
     env: Vec<String>,
 }
 
+/// Who may list and read a plugin's resources, or list and get its prompts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentPolicy {
+    /// All of these scopes are needed (default: `tools:read`).
+    pub scopes: Option<Vec<String>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSidecar {
@@ -188,6 +205,10 @@ struct RawSidecar {
     limits: RawLimits,
     #[serde(default)]
     tools: BTreeMap<String, ToolPolicy>,
+    #[serde(default)]
+    resources: ContentPolicy,
+    #[serde(default)]
+    prompts: ContentPolicy,
 }
 
 /// Everything the operator grants one plugin: its sidecar, validated. The default
@@ -199,6 +220,8 @@ pub struct PluginSettings {
     pub env: Vec<String>,
     pub limits: Limits,
     pub tools: BTreeMap<String, ToolPolicy>,
+    pub resources: ContentPolicy,
+    pub prompts: ContentPolicy,
 }
 
 impl PluginSettings {
@@ -254,7 +277,20 @@ impl PluginSettings {
                 return Err(invalid(format!("tools.{tool}.scopes: `{bad}` is not a scope")));
             }
         }
-        Ok(PluginSettings { dirs, env: raw.grants.env, limits: raw.limits.apply(defaults, path)?, tools: raw.tools })
+        for (what, policy) in [("resources", &raw.resources), ("prompts", &raw.prompts)] {
+            if let Some(bad) = policy.scopes.iter().flatten().find(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err(invalid(format!("{what}.scopes: `{bad}` is not a scope")));
+            }
+        }
+        Ok(PluginSettings {
+            dirs,
+            env: raw.grants.env,
+            limits: raw.limits.apply(defaults, path)?,
+            tools: raw.tools,
+            resources: raw.resources,
+            prompts: raw.prompts,
+        })
     }
 }
 

@@ -338,34 +338,62 @@ async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, next: Next)
         let id = value.get("id").cloned().unwrap_or(Value::Null);
         return jsonrpc_error(StatusCode::BAD_REQUEST, id, -32600, problem);
     }
-    if value.get("method").and_then(Value::as_str) == Some("tools/call")
-        && let Some(tool) = value.pointer("/params/name").and_then(Value::as_str)
-        && let Some(refusal) = check_access(&edge, &parts, tool, &value)
-    {
+    let refusal = match value.get("method").and_then(Value::as_str) {
+        Some("tools/call") => value
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .and_then(|tool| check_access(&edge, &parts, tool, &value)),
+        Some("resources/read") => value.pointer("/params/uri").and_then(Value::as_str).and_then(|uri| {
+            let needed = edge.shared.resource_scopes(uri)?;
+            check_scopes(&edge, &parts, &format!("resource `{uri}`"), &needed, &value)
+        }),
+        Some("prompts/get") => value.pointer("/params/name").and_then(Value::as_str).and_then(|name| {
+            let needed = edge.shared.prompt_scopes(name)?;
+            check_scopes(&edge, &parts, &format!("prompt `{name}`"), &needed, &value)
+        }),
+        _ => None,
+    };
+    if let Some(refusal) = refusal {
         return refusal;
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// 403 `insufficient_scope` when the caller's token lacks one of `needed`.
+fn check_scopes(
+    edge: &Edge,
+    parts: &axum::http::request::Parts,
+    what: &str,
+    needed: &[String],
+    request: &Value,
+) -> Option<Response> {
+    let caller = parts.extensions.get::<crate::auth::Caller>()?;
+    if crate::policy::permits(Some(caller), needed) {
+        return None;
+    }
+    let needed = needed.join(" ");
+    tracing::info!(subject = %caller.subject, what, needed = %needed, "request refused: insufficient scope");
+    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", origin_of(edge, &parts.headers));
+    let challenge =
+        format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\"");
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let mut response =
+        jsonrpc_error(StatusCode::FORBIDDEN, id, -32003, format!("insufficient scope: {what} needs {needed}"));
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    Some(response)
 }
 
 /// 403 when the caller's token lacks a scope the tool needs; 429 when the caller
 /// has used up the tool's rate limit.
 fn check_access(edge: &Edge, parts: &axum::http::request::Parts, tool: &str, request: &Value) -> Option<Response> {
     let access = edge.shared.access(tool)?;
+    if let Some(refusal) = check_scopes(edge, parts, &format!("`{tool}`"), &access.scopes, request) {
+        return Some(refusal);
+    }
     let caller = parts.extensions.get::<crate::auth::Caller>()?;
     let id = request.get("id").cloned().unwrap_or(Value::Null);
-    if !crate::policy::permits(Some(caller), &access.scopes) {
-        let needed = access.scopes.join(" ");
-        tracing::info!(subject = %caller.subject, tool, needed = %needed, "call refused: insufficient scope");
-        let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", origin_of(edge, &parts.headers));
-        let challenge =
-            format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\"");
-        let mut response =
-            jsonrpc_error(StatusCode::FORBIDDEN, id, -32003, format!("insufficient scope: `{tool}` needs {needed}"));
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        return Some(response);
-    }
     let limit = access.rate_limit?;
     let wait = edge.rate_limits.check(tool, limit, &caller.subject).err()?;
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

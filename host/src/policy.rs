@@ -28,6 +28,13 @@ pub fn required_scopes(plugin: &LoadedPlugin, tool: &ToolInfo) -> Vec<String> {
     }
 }
 
+/// All of these scopes are needed to list and read a plugin's resources, or to
+/// list and get its prompts (the sidecar's `[resources]`/`[prompts]`, else
+/// `tools:read`).
+pub fn content_scopes(policy: &crate::config::ContentPolicy) -> Vec<String> {
+    policy.scopes.clone().unwrap_or_else(|| vec![READ_SCOPE.to_owned()])
+}
+
 /// Whether `caller` holds every scope in `needed`. No caller (stdio) may use all.
 pub fn permits(caller: Option<&Caller>, needed: &[String]) -> bool {
     caller.is_none_or(|c| needed.iter().all(|n| c.scopes.iter().any(|s| s == n)))

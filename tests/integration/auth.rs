@@ -281,3 +281,77 @@ async fn plugins_see_the_caller_but_never_the_token() {
     let r = send(&s, &auth, "", &call("env_names")).await.text().await.unwrap();
     assert!(!r.contains(&alice), "the token reached the plugin's environment");
 }
+
+/// Resources and prompts need `tools:read` unless the sidecar names other scopes;
+/// lists show only what the token may use, and reads/gets without the scope get 403.
+#[tokio::test]
+async fn resources_and_prompts_follow_scopes_too() {
+    let s = Server::start_with(&[], |plugins| {
+        std::fs::write(plugins.join("everything.toml"), "[prompts]\nscopes = [\"prompts:use\"]\n").unwrap();
+    });
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let req = |method: &str, params: Value| {
+        let mut params = params;
+        params["_meta"] = meta.clone();
+        json!({"jsonrpc": "2.0", "id": 3, "method": method, "params": params})
+    };
+    let auth = |t: &str| vec![("Authorization", format!("Bearer {t}"))];
+    let writer_only = mint(s.dir.path(), &["--scope", "tools:write"]);
+    let reader = mint(s.dir.path(), &["--scope", "tools:read"]);
+    let prompter = mint(s.dir.path(), &["--scope", "tools:read prompts:use"]);
+
+    let count = |v: &Value, key: &str| v["result"][key].as_array().map_or(0, Vec::len);
+    let r: Value = send(&s, &auth(&writer_only), "", &req("resources/list", json!({}))).await.json().await.unwrap();
+    assert_eq!(count(&r, "resources"), 0, "no tools:read, no resources: {r}");
+    let r: Value = send(&s, &auth(&reader), "", &req("resources/list", json!({}))).await.json().await.unwrap();
+    assert!(count(&r, "resources") >= 3, "{r}");
+    let read = req("resources/read", json!({"uri": "test://static-text"}));
+    let r = reqwest::Client::new()
+        .post(&s.url)
+        .bearer_auth(&writer_only)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "resources/read")
+        .header("Mcp-Name", "test://static-text")
+        .body(read.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"tools:read\""));
+
+    // Prompts of `everything` need prompts:use.
+    let prompts = |v: &Value| -> Vec<String> {
+        v["result"]["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let r: Value = send(&s, &auth(&reader), "", &req("prompts/list", json!({}))).await.json().await.unwrap();
+    assert_eq!(prompts(&r), ["triage"], "only disk_usage's prompt (default tools:read)");
+    let r: Value = send(&s, &auth(&prompter), "", &req("prompts/list", json!({}))).await.json().await.unwrap();
+    assert!(prompts(&r).contains(&"test_simple_prompt".to_owned()), "{r}");
+    let get = req("prompts/get", json!({"name": "test_simple_prompt"}));
+    let r = send(&s, &auth(&reader), "", &get).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"prompts:use\""));
+    let r = send(&s, &auth(&prompter), "", &get).await;
+    assert_eq!(r.status(), 200);
+}
+
+/// `[plugins.defaults] rate_limit` applies to every tool without one of its own.
+#[tokio::test]
+async fn a_global_default_rate_limit() {
+    let s = Server::start_with(&["--config", "moat.toml"], |plugins| {
+        std::fs::write(
+            plugins.parent().unwrap().join("moat.toml"),
+            "[plugins.defaults]\nrate_limit = { per_minute = 60, burst = 1 }\n",
+        )
+        .unwrap();
+    });
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "test_image_content", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let auth = vec![("Authorization", format!("Bearer {}", s.token))];
+    assert_eq!(send(&s, &auth, "", &call).await.status(), 200);
+    let r = send(&s, &auth, "", &call).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}

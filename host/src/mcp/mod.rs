@@ -65,7 +65,8 @@ impl Catalogue {
         let (tools, access): (Vec<Tool>, Vec<Access>) = registry
             .tools()
             .map(|(p, t)| {
-                let rate_limit = p.settings.tools.get(&t.name).and_then(|policy| policy.rate_limit);
+                let rate_limit =
+                    p.settings.tools.get(&t.name).and_then(|policy| policy.rate_limit).or(p.settings.limits.rate_limit);
                 (convert::tool(t), Access { scopes: policy::required_scopes(p, t), rate_limit })
             })
             .unzip();
@@ -125,12 +126,33 @@ impl Shared {
         c.index.get(tool).map(|&i| c.access[i].clone())
     }
 
+    /// The scopes needed to read the resource at `uri`, if some plugin serves it.
+    pub fn resource_scopes(&self, uri: &str) -> Option<Vec<String>> {
+        let registry = self.registry.load();
+        let plugins = registry.plugins();
+        let p = plugins.iter().find(|p| p.resources.iter().any(|r| r.uri == uri)).or_else(|| {
+            plugins.iter().find(|p| p.resource_templates.iter().any(|t| template_matches(&t.uri_template, uri)))
+        })?;
+        Some(policy::content_scopes(&p.settings.resources))
+    }
+
+    /// The scopes needed to get the prompt `name`, if some plugin serves it.
+    pub fn prompt_scopes(&self, name: &str) -> Option<Vec<String>> {
+        let registry = self.registry.load();
+        let p = registry.plugins().iter().find(|p| p.prompts.iter().any(|pr| pr.name == name))?;
+        Some(policy::content_scopes(&p.settings.prompts))
+    }
+
     /// Every scope some tool needs, sorted.
     pub fn scopes_supported(&self) -> Vec<String> {
         let c = self.catalogue.load();
         let mut all: std::collections::BTreeSet<String> =
             [policy::READ_SCOPE, policy::WRITE_SCOPE].into_iter().map(str::to_owned).collect();
         all.extend(c.access.iter().flat_map(|a| a.scopes.iter().cloned()));
+        for p in self.registry.load().plugins() {
+            all.extend(policy::content_scopes(&p.settings.resources));
+            all.extend(policy::content_scopes(&p.settings.prompts));
+        }
         all.into_iter().collect()
     }
 
@@ -542,10 +564,16 @@ impl ServerHandler for MoatServer {
     async fn list_resources(
         &self,
         r: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let all: Vec<Resource> =
-            self.registry().plugins().iter().flat_map(|p| p.resources.iter().map(convert::resource)).collect();
+        let who = caller(&cx);
+        let all: Vec<Resource> = self
+            .registry()
+            .plugins()
+            .iter()
+            .filter(|p| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.resources)))
+            .flat_map(|p| p.resources.iter().map(convert::resource))
+            .collect();
         let (items, next) = page(all, cursor(&r))?;
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
@@ -555,12 +583,14 @@ impl ServerHandler for MoatServer {
     async fn list_resource_templates(
         &self,
         r: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let who = caller(&cx);
         let all: Vec<ResourceTemplate> = self
             .registry()
             .plugins()
             .iter()
+            .filter(|p| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.resources)))
             .flat_map(|p| p.resource_templates.iter().map(convert::resource_template))
             .collect();
         let (items, next) = page(all, cursor(&r))?;
@@ -587,6 +617,10 @@ impl ServerHandler for MoatServer {
                 ErrorData::resource_not_found(format!("no resource at `{}`", r.uri), Some(json!({"uri": r.uri})))
             })?;
         drop(registry);
+        let needed = policy::content_scopes(&plugin.settings.resources);
+        if !policy::permits(caller(&cx).as_ref(), &needed) {
+            return Err(ErrorData::invalid_request(format!("insufficient scope: needs {}", needed.join(" ")), None));
+        }
         let inputs = self.open_inputs(&r.uri, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
         let (ctx, rx, input) = self.call_context(&cx, inputs);
         let runtime = &self.shared.runtime;
@@ -604,10 +638,16 @@ impl ServerHandler for MoatServer {
     async fn list_prompts(
         &self,
         r: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let all: Vec<Prompt> =
-            self.registry().plugins().iter().flat_map(|p| p.prompts.iter().map(convert::prompt)).collect();
+        let who = caller(&cx);
+        let all: Vec<Prompt> = self
+            .registry()
+            .plugins()
+            .iter()
+            .filter(|p| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.prompts)))
+            .flat_map(|p| p.prompts.iter().map(convert::prompt))
+            .collect();
         let (items, next) = page(all, cursor(&r))?;
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
@@ -628,6 +668,10 @@ impl ServerHandler for MoatServer {
         let Some((plugin, info)) = found else {
             return Err(ErrorData::invalid_params(format!("unknown prompt `{}`", r.name), None));
         };
+        let needed = policy::content_scopes(&plugin.settings.prompts);
+        if !policy::permits(caller(&cx).as_ref(), &needed) {
+            return Err(ErrorData::invalid_request(format!("insufficient scope: needs {}", needed.join(" ")), None));
+        }
         let given = r.arguments.clone().unwrap_or_default();
         let missing: Vec<&str> =
             info.arguments.iter().filter(|a| a.required && !given.contains_key(&a.name)).map(|a| &*a.name).collect();
