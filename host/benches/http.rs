@@ -46,12 +46,16 @@ fn cpu_time(pid: u32) -> Duration {
 enum Mode {
     Health,
     Stateless,
+    /// Stateless, with a token never seen before on every request.
+    FreshToken,
     Session,
 }
 
 struct Target {
     url: String,
     token: String,
+    /// Signs fresh tokens (the server's dev key).
+    key: moat::auth::DevKey,
 }
 
 async fn session(client: &reqwest::Client, t: &Target) -> String {
@@ -90,12 +94,19 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
         let started = Instant::now();
         let ok = match mode {
             Mode::Health => client.get(format!("{base}/healthz")).send().await.map(|r| r.status().is_success()),
-            Mode::Stateless | Mode::Session => {
+            Mode::Stateless | Mode::FreshToken | Mode::Session => {
                 id += 1;
+                let fresh;
+                let token = if mode == Mode::FreshToken {
+                    fresh = t.key.mint(&format!("load-{id}"), "tools:read", Duration::from_secs(600)).unwrap();
+                    &fresh
+                } else {
+                    &t.token
+                };
                 let mut params = json!({"name": "disk_usage", "arguments": {"path": "/"}});
                 let mut req = client
                     .post(&t.url)
-                    .bearer_auth(&t.token)
+                    .bearer_auth(token)
                     .header("Accept", "application/json, text/event-stream")
                     .header("Content-Type", "application/json");
                 if let Some(sid) = &sid {
@@ -152,14 +163,16 @@ fn main() {
         .expect("server URL");
     std::thread::spawn(move || for _ in lines {});
     let token = Command::new(&moat).args(["token", "--dev", "--ttl", "1h"]).current_dir(dir.path()).output().unwrap();
-    let target = Arc::new(Target { url, token: String::from_utf8(token.stdout).unwrap().trim().to_owned() });
+    let key = moat::auth::DevKey::load_or_create(&dir.path().join(".moat")).unwrap();
+    let target = Arc::new(Target { url, token: String::from_utf8(token.stdout).unwrap().trim().to_owned(), key });
     pin(1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    println!("{:<34} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
+    println!("{:<40} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
     let mut rows: Vec<Value> = Vec::new();
     for (name, mode) in [
         ("baseline GET /healthz", Mode::Health),
         ("tools/call 2026-07-28", Mode::Stateless),
+        ("tools/call 2026, fresh token each", Mode::FreshToken),
         ("tools/call 2025-11-25", Mode::Session),
     ] {
         for conc in [1usize, 16, 64] {
@@ -182,14 +195,50 @@ fn main() {
             let rate = n as f64 / wall.as_secs_f64();
             let per_call = cpu.as_secs_f64() * 1e6 / n as f64;
             let case = format!("{name} c={conc}");
-            println!("{case:<34} {rate:>10.0} {:>10.2} {:>10.2} {per_call:>11.0} µs", pct(0.5), pct(0.99));
+            println!("{case:<40} {rate:>10.0} {:>10.2} {:>10.2} {per_call:>11.0} µs", pct(0.5), pct(0.99));
             rows.push(json!({"case": case, "calls_per_s": rate, "server_cpu_us_per_call": per_call}));
         }
     }
+    auth_cost(&rt, &target.key, &rows);
     // SIGINT lets a profiler wrapping the server write its data.
     // SAFETY: kill(2) with a child's PID.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
     std::thread::sleep(Duration::from_millis(if profile { 3000 } else { 100 }));
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// What authentication adds to a call, measured in-process against the same
+/// verifier the server runs: a reused token (cache hit) and a fresh one (ES256
+/// signature check), beside the server CPU per call of the stateless case.
+fn auth_cost(rt: &tokio::runtime::Runtime, key: &moat::auth::DevKey, rows: &[Value]) {
+    let verifier = key.verifier().unwrap();
+    let reused = key.mint("bench", "tools:read", Duration::from_secs(600)).unwrap();
+    let n = 200_000;
+    let started = Instant::now();
+    rt.block_on(async {
+        for _ in 0..n {
+            verifier.verify(&reused).await.unwrap();
+        }
+    });
+    let cached = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let fresh: Vec<String> =
+        (0..2000).map(|i| key.mint(&format!("f{i}"), "tools:read", Duration::from_secs(600)).unwrap()).collect();
+    let started = Instant::now();
+    rt.block_on(async {
+        for t in &fresh {
+            verifier.verify(t).await.unwrap();
+        }
+    });
+    let full = started.elapsed().as_secs_f64() * 1e6 / fresh.len() as f64;
+    let per_call = rows
+        .iter()
+        .find(|r| r["case"] == "tools/call 2026-07-28 c=16")
+        .and_then(|r| r["server_cpu_us_per_call"].as_f64())
+        .unwrap_or(f64::NAN);
+    println!(
+        "auth, reused token: {cached:.2} µs per call = {:.1}% of the {per_call:.0} µs server CPU per call (2026-07-28 c=16)",
+        cached / per_call * 100.0
+    );
+    println!("auth, fresh token (ES256 verify): {full:.1} µs per call");
 }

@@ -36,7 +36,7 @@ pub enum AuthError {
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not a PEM public key (RSA, EC P-256/P-384 or Ed25519): {reason}")]
+    #[error("{path}: not a public key (PEM or JWK; RSA, EC P-256/P-384 or Ed25519): {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("cannot create the dev key in {dir}: {reason}")]
     Dev { dir: PathBuf, reason: String },
@@ -193,22 +193,7 @@ impl Verifier {
             .and_then(|v| v.split(',').find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()))
             .map_or(DEFAULT_JWKS_TTL, |s| Duration::from_secs(s.clamp(30, 86_400)));
         let set: jsonwebtoken::jwk::JwkSet = response.json().await.map_err(|e| format!("not a JWK set: {e}"))?;
-        let keys: Vec<Key> = set
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                use jsonwebtoken::jwk::AlgorithmParameters as P;
-                let family = match &jwk.algorithm {
-                    P::RSA(_) => "RSA",
-                    P::EllipticCurve(_) => "EC",
-                    P::OctetKeyPair(_) => "OKP",
-                    // Symmetric keys are never accepted from a JWKS.
-                    _ => return None,
-                };
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                Some(Key { kid: jwk.common.key_id.clone(), key, family })
-            })
-            .collect();
+        let keys: Vec<Key> = set.keys.iter().filter_map(jwk_key).collect();
         tracing::info!(uri = %jwks.uri, keys = keys.len(), "JWKS loaded");
         jwks.keys.store(std::sync::Arc::new(keys));
         // Tokens verified by a key that is gone must not keep working.
@@ -239,14 +224,28 @@ impl Verifier {
         }
     }
 
-    /// Adds a PEM public key file.
+    /// Adds a public key file: PEM (RSA, EC, Ed25519), a JWK, or a JWK set.
     pub fn add_pem_file(&mut self, path: &Path) -> Result<(), KeyError> {
-        let pem = std::fs::read(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+        let parse = |reason: String| KeyError::Parse { path: path.to_owned(), reason };
+        if bytes.trim_ascii_start().starts_with(b"{") {
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| parse(e.to_string()))?;
+            let jwks: Vec<jsonwebtoken::jwk::Jwk> = match value.get("keys") {
+                Some(keys) => serde_json::from_value(keys.clone()).map_err(|e| parse(e.to_string()))?,
+                None => vec![serde_json::from_value(value).map_err(|e| parse(e.to_string()))?],
+            };
+            for jwk in &jwks {
+                let key = jwk_key(jwk).ok_or_else(|| parse("a JWK that is not an RSA, EC or OKP public key".into()))?;
+                self.keys.push(key);
+            }
+            return Ok(());
+        }
+        let pem = bytes;
         let (key, family) = DecodingKey::from_rsa_pem(&pem)
             .map(|k| (k, "RSA"))
             .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, "EC")))
             .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, "OKP")))
-            .map_err(|e| KeyError::Parse { path: path.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| parse(e.to_string()))?;
         self.keys.push(Key { kid: None, key, family });
         Ok(())
     }
@@ -314,6 +313,20 @@ impl Verifier {
         }
         Err(last)
     }
+}
+
+/// A verification key from a JWK; none for symmetric or unusable keys (a JWK
+/// set can never smuggle in an HMAC secret).
+fn jwk_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Key> {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    let family = match &jwk.algorithm {
+        P::RSA(_) => "RSA",
+        P::EllipticCurve(_) => "EC",
+        P::OctetKeyPair(_) => "OKP",
+        _ => return None,
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(Key { kid: jwk.common.key_id.clone(), key, family })
 }
 
 /// The ES256 key of `--dev` mode, kept in `.moat/dev-key.pem` of the working

@@ -136,3 +136,18 @@ async fn jwks_keys_rotate_without_restart() {
     assert_eq!(list_status(&s, &token(&unknown, json!(AUDIENCE))).await, 401);
     assert_eq!(list_status(&s, &token(&b, json!(AUDIENCE))).await, 200, "keys survive a failed refetch");
 }
+
+/// Keys can also come from files: a JWK set on disk, no endpoint.
+#[tokio::test]
+async fn static_jwk_files() {
+    let (a, other) = (key("file-key"), key("file-key"));
+    let set = json!({"keys": [a.jwk]}).to_string();
+    let s = Server::start_configured_with(
+        &format!(
+            "[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\npublic_key_files = [\"keys.jwks.json\"]\nalgorithms = [\"ES256\"]\n"
+        ),
+        &[("keys.jwks.json", &set)],
+    );
+    assert_eq!(list_status(&s, &token(&a, json!(AUDIENCE))).await, 200);
+    assert_eq!(list_status(&s, &token(&other, json!(AUDIENCE))).await, 401, "same kid, another key");
+}

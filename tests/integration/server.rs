@@ -33,9 +33,17 @@ impl Server {
 
     /// Starts without `--dev`, with `config` as `moat.toml`; `token` stays empty.
     pub fn start_configured(config: &str) -> Server {
-        let config = config.to_owned();
+        Self::start_configured_with(config, &[])
+    }
+
+    /// Like [`Self::start_configured`], with more files beside `moat.toml`.
+    pub fn start_configured_with(config: &str, files: &[(&str, &str)]) -> Server {
+        let mut all = vec![("moat.toml".to_owned(), config.to_owned())];
+        all.extend(files.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())));
         Self::launch(&["--config", "moat.toml"], move |plugins| {
-            std::fs::write(plugins.parent().unwrap().join("moat.toml"), config).unwrap();
+            for (name, text) in all {
+                std::fs::write(plugins.parent().unwrap().join(name), text).unwrap();
+            }
         })
     }
 
