@@ -10,7 +10,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::server::Server;
+use crate::server::{Server, modern_request};
 
 const ISSUER: &str = "https://idp.test";
 const AUDIENCE: &str = "https://moat.test/mcp";
@@ -79,21 +79,7 @@ async fn idp() -> Idp {
 }
 
 async fn list_status(s: &Server, token: &str) -> u16 {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    reqwest::Client::new()
-        .post(&s.url)
-        .bearer_auth(token)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/list")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    modern_request(&s.url, token, "tools/list", json!({})).send().await.unwrap().status().as_u16()
 }
 
 // Multi-threaded: the JWKS server must answer while the test thread waits for

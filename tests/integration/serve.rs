@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::{moat, stderr, wasm};
-use crate::server::Server;
+use crate::server::{Server, modern_request};
 
 #[test]
 fn stdio_serves_initialize_list_and_call() {
@@ -92,20 +92,8 @@ async fn admin_listener_reports_metrics_and_failed_plugins() {
         std::fs::write(plugins.join("broken.wasm"), b"not a component").unwrap();
     });
     let admin = s.admin.clone().expect("admin listener");
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let r = reqwest::Client::new()
-        .post(&s.url)
-        .bearer_auth(&s.token)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "test_simple_text")
-        .body(call.to_string())
-        .send()
-        .await
-        .unwrap();
+    let call = json!({"name": "test_simple_text", "arguments": {}});
+    let r = modern_request(&s.url, &s.token, "tools/call", call).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let metrics = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("moat_tool_calls_total{tool=\"test_simple_text\",outcome=\"ok\"} 1"), "{metrics}");
@@ -126,18 +114,7 @@ async fn shutdown_lets_a_call_in_flight_finish() {
     let mut s = Server::start_with(&[], |plugins| {
         std::fs::copy(wasm("hostile"), plugins.join("hostile.wasm")).unwrap();
     });
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleep", "arguments": {"n": 1500},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let req = reqwest::Client::new()
-        .post(&s.url)
-        .bearer_auth(&s.token)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "sleep")
-        .body(call.to_string())
-        .send();
+    let req = modern_request(&s.url, &s.token, "tools/call", json!({"name": "sleep", "arguments": {"n": 1500}})).send();
     let in_flight = tokio::spawn(req);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = tokio::task::spawn_blocking(move || {
@@ -162,18 +139,7 @@ async fn a_disconnect_ends_the_running_instance() {
         let m = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
         m.lines().find_map(|l| l.strip_prefix("moat_calls_in_flight ")).unwrap().parse::<u32>().unwrap()
     };
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleep", "arguments": {"n": 4000},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let req = reqwest::Client::new()
-        .post(&s.url)
-        .bearer_auth(&s.token)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "sleep")
-        .body(call.to_string())
-        .send();
+    let req = modern_request(&s.url, &s.token, "tools/call", json!({"name": "sleep", "arguments": {"n": 4000}})).send();
     let task = tokio::spawn(req);
     let mut seen = false;
     for _ in 0..100 {

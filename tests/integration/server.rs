@@ -99,6 +99,27 @@ impl Server {
     }
 }
 
+/// A well-formed 2026-07-28 request to `url` with `token`: `_meta` in the params,
+/// `MCP-Protocol-Version`, `Mcp-Method` and (for named targets) `Mcp-Name`. Not yet sent.
+pub fn modern_request(url: &str, token: &str, method: &str, mut params: serde_json::Value) -> reqwest::RequestBuilder {
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", method);
+    if let Some(name) = params["name"].as_str().or(params["uri"].as_str()) {
+        req = req.header("Mcp-Name", name);
+    }
+    req.body(body.to_string())
+}
+
 /// Mints a dev token in `dir` with extra `moat token` arguments.
 pub fn mint(dir: &Path, args: &[&str]) -> String {
     let out = moat(&dir.join("cache")).args(["token", "--dev"]).args(args).current_dir(dir).output().unwrap();

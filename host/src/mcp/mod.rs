@@ -56,7 +56,7 @@ struct Catalogue {
 #[derive(Debug, Clone)]
 pub struct Access {
     /// All of these scopes are needed to list and call it.
-    pub scopes: Vec<String>,
+    pub scopes: Arc<[String]>,
     pub rate_limit: Option<crate::config::RateLimit>,
 }
 
@@ -67,7 +67,7 @@ impl Catalogue {
             .map(|(p, t)| {
                 let rate_limit =
                     p.settings.tools.get(&t.name).and_then(|policy| policy.rate_limit).or(p.settings.limits.rate_limit);
-                (convert::tool(t), Access { scopes: policy::required_scopes(p, t), rate_limit })
+                (convert::tool(t), Access { scopes: policy::required_scopes(p, t).into(), rate_limit })
             })
             .unzip();
         let index = tools.iter().enumerate().map(|(i, t)| (t.name.to_string(), i)).collect();
@@ -342,11 +342,9 @@ impl MoatServer {
     async fn run_call<T>(
         &self,
         cx: &RequestContext<RoleServer>,
-        ctx: CallContext,
         rx: mpsc::UnboundedReceiver<PluginEvent>,
         call: impl Future<Output = Result<T, CallError>>,
     ) -> Result<Result<T, CallError>, ErrorData> {
-        drop(ctx);
         let _counted = InFlight::new(&self.shared.in_flight);
         let mut rx = rx;
         let progress_token = cx.meta.get_progress_token();
@@ -524,7 +522,7 @@ impl ServerHandler for MoatServer {
         let (ctx, rx, input) = self.call_context(&cx, inputs);
         let started = Instant::now();
         let runtime = &self.shared.runtime;
-        let result = self.run_call(&cx, ctx.clone(), rx, runtime.call_tool(&plugin, &r.name, &arguments, &ctx)).await?;
+        let result = self.run_call(&cx, rx, runtime.call_tool(&plugin, &r.name, &arguments, &ctx)).await?;
         let took = started.elapsed();
         self.shared.metrics.tool_call(&r.name, outcome(&result), took);
         let who = caller(&cx);
@@ -624,7 +622,7 @@ impl ServerHandler for MoatServer {
         let inputs = self.open_inputs(&r.uri, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
         let (ctx, rx, input) = self.call_context(&cx, inputs);
         let runtime = &self.shared.runtime;
-        match self.run_call(&cx, ctx.clone(), rx, runtime.read_resource(&plugin, &r.uri, &ctx)).await? {
+        match self.run_call(&cx, rx, runtime.read_resource(&plugin, &r.uri, &ctx)).await? {
             Ok(contents) => Ok(ReadResourceResult::new(contents.iter().map(convert::contents).collect()).into()),
             Err(CallError::InputRequired) => match input {
                 Some(bridge) => Ok(self.input_required(&r.uri, &cx, &bridge)?.into()),
@@ -694,7 +692,7 @@ impl ServerHandler for MoatServer {
         let inputs = self.open_inputs(&r.name, r.request_state.as_deref(), r.input_responses.as_ref(), &cx)?;
         let (ctx, rx, input) = self.call_context(&cx, inputs);
         let runtime = &self.shared.runtime;
-        match self.run_call(&cx, ctx.clone(), rx, runtime.get_prompt(&plugin, &r.name, &args, &ctx)).await? {
+        match self.run_call(&cx, rx, runtime.get_prompt(&plugin, &r.name, &args, &ctx)).await? {
             Ok(p) => Ok(convert::prompt_result(&p).into()),
             Err(CallError::InputRequired) => match input {
                 Some(bridge) => Ok(self.input_required(&r.name, &cx, &bridge)?.into()),
