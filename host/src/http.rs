@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -165,7 +165,26 @@ fn admin_router(shared: Arc<Shared>) -> Router {
             }),
         )
         .route("/readyz", get(readyz_verbose))
+        .route("/reload", post(reload))
         .with_state(shared)
+}
+
+/// `POST /reload` (admin): rescan the plugins directory now and report.
+async fn reload(State(s): State<Arc<Shared>>) -> Response {
+    let Some(reloads) = s.reloads() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the reload task is not running"})))
+            .into_response();
+    };
+    match reloads.rescan(crate::watch::Trigger::Admin).await {
+        Ok(report) => {
+            let registry = s.registry.load();
+            let mut body = serde_json::to_value(&report).unwrap_or_default();
+            body["failures"] = serde_json::to_value(registry.failures()).unwrap_or_default();
+            body["serving"] = json!(registry.plugins().len());
+            Json(body).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+    }
 }
 
 async fn readyz_verbose(State(s): State<Arc<Shared>>) -> Json<Value> {
@@ -173,13 +192,27 @@ async fn readyz_verbose(State(s): State<Arc<Shared>>) -> Json<Value> {
     let plugins: Vec<Value> = registry
         .plugins()
         .iter()
-        .map(
-            |p| json!({"name": p.name, "file": p.path.display().to_string(), "sha256": p.hash, "tools": p.tools.len()}),
-        )
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "file": p.path.display().to_string(),
+                "sha256": p.hash,
+                "wit": p.wit_version,
+                "tools": p.tools.len(),
+            })
+        })
         .collect();
-    let failed: Vec<Value> =
-        registry.failures().iter().map(|f| json!({"file": f.path.display().to_string(), "error": f.error})).collect();
-    Json(json!({"ready": true, "plugins": plugins, "failed": failed}))
+    let (reloads, last) = s.metrics.reload_summary();
+    Json(json!({
+        "ready": true,
+        "plugins": plugins,
+        "failed": registry.failures(),
+        "reload": {
+            "watching": s.reloads().is_some_and(|r| r.watching()),
+            "rescans": reloads,
+            "last_unix_s": last,
+        },
+    }))
 }
 
 fn url_host(url: &str) -> Option<String> {

@@ -15,3 +15,4 @@ pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod secrets;
+pub mod watch;

@@ -43,6 +43,21 @@ enum Command {
         /// Serve MCP over stdin/stdout instead of HTTP (local use; no auth).
         #[arg(long)]
         stdio: bool,
+        /// Do not watch the plugins directory (SIGHUP and `moat reload` still rescan it).
+        #[arg(long)]
+        no_watch: bool,
+    },
+    /// Make a running server rescan its plugins directory now and report what loaded.
+    Reload {
+        /// The server's admin listener (default: `[server] admin_listen` of the configuration).
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<String>,
+        /// Configuration file, to find the admin listener.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Send SIGHUP to this process instead (no report).
+        #[arg(long, conflicts_with = "admin")]
+        pid: Option<i32>,
     },
     /// Mint a token signed by the dev key (.moat/ in the working directory).
     Token {
@@ -132,9 +147,10 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve { config, listen, plugins, admin_listen, dev, stdio } => {
-            serve::run(serve::Args { config, listen, plugins, admin_listen, dev, stdio }).await
+        Command::Serve { config, listen, plugins, admin_listen, dev, stdio, no_watch } => {
+            serve::run(serve::Args { config, listen, plugins, admin_listen, dev, stdio, no_watch }).await
         }
+        Command::Reload { admin, config, pid } => serve::reload(admin, config.as_deref(), pid).await,
         Command::Token { dev, scope, sub, ttl } => token(dev, &scope, &sub, &ttl),
         Command::Inspect { file, json } => inspect(&file, json).await,
         Command::Call { file, tool, arguments, dirs, envs, timeout_ms, memory_mb } => {

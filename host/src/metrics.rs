@@ -37,6 +37,10 @@ struct Inner {
     plugin_loads: BTreeMap<&'static str, u64>,
     plugins_loaded: u64,
     plugins_failed: u64,
+    /// Rescans by trigger and result.
+    reloads: BTreeMap<(&'static str, &'static str), u64>,
+    reload_latency: BTreeMap<&'static str, Histogram>,
+    last_reload_unix_s: f64,
 }
 
 #[derive(Default)]
@@ -77,13 +81,35 @@ impl Metrics {
         });
     }
 
+    /// Counts load attempts (a rescan loads only what changed).
     pub fn plugin_loads(&self, loaded: usize, failed: usize) {
         self.with(|m| {
             *m.plugin_loads.entry("ok").or_default() += loaded as u64;
             *m.plugin_loads.entry("failed").or_default() += failed as u64;
+        });
+    }
+
+    /// Plugins serving now, and files that failed.
+    pub fn plugins(&self, loaded: usize, failed: usize) {
+        self.with(|m| {
             m.plugins_loaded = loaded as u64;
             m.plugins_failed = failed as u64;
         });
+    }
+
+    /// A rescan of the plugins folder (`trigger`: start, watch, signal, admin).
+    pub fn reload(&self, trigger: &'static str, ok: bool, took: Duration) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.with(|m| {
+            *m.reloads.entry((trigger, if ok { "ok" } else { "error" })).or_default() += 1;
+            m.reload_latency.entry("all").or_default().observe(took.as_secs_f64());
+            m.last_reload_unix_s = now.as_secs_f64();
+        });
+    }
+
+    /// Rescans so far and when the last one ran (Unix seconds).
+    pub fn reload_summary(&self) -> (u64, f64) {
+        self.with(|m| (m.reloads.values().sum(), m.last_reload_unix_s))
     }
 
     /// The Prometheus text exposition.
@@ -126,6 +152,27 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE moat_plugins gauge");
         let _ = writeln!(out, "moat_plugins{{state=\"loaded\"}} {}", m.plugins_loaded);
         let _ = writeln!(out, "moat_plugins{{state=\"failed\"}} {}", m.plugins_failed);
+        let _ = writeln!(
+            out,
+            "# HELP moat_plugin_versions_alive Loaded plugin versions in memory (serving, or held by calls in flight)."
+        );
+        let _ = writeln!(out, "# TYPE moat_plugin_versions_alive gauge");
+        let _ = writeln!(out, "moat_plugin_versions_alive {}", crate::runtime::versions_alive());
+        let _ = writeln!(out, "# HELP moat_reloads_total Rescans of the plugins folder by trigger and result.");
+        let _ = writeln!(out, "# TYPE moat_reloads_total counter");
+        for ((trigger, result), n) in &m.reloads {
+            let _ = writeln!(out, "moat_reloads_total{{trigger=\"{trigger}\",result=\"{result}\"}} {n}");
+        }
+        histogram(
+            &mut out,
+            "moat_reload_duration_seconds",
+            "Rescan time (reading, compiling, swapping).",
+            "scope",
+            &m.reload_latency,
+        );
+        let _ = writeln!(out, "# HELP moat_last_reload_timestamp_seconds When the plugins folder was last rescanned.");
+        let _ = writeln!(out, "# TYPE moat_last_reload_timestamp_seconds gauge");
+        let _ = writeln!(out, "moat_last_reload_timestamp_seconds {}", m.last_reload_unix_s);
         out
     }
 }

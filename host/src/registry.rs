@@ -1,23 +1,37 @@
-//! A plugins folder loaded into one immutable catalogue.
+//! A plugins folder loaded into one immutable snapshot, and kept in step with it.
 //!
 //! Every `NAME.wasm` is loaded with its optional sidecar `NAME.toml`. A file that
-//! fails to load is recorded with its reason and the others still load. Plugins
-//! load in file-name order; a plugin offering a tool, resource or prompt name that
-//! an earlier one already offers is refused, naming both files.
+//! fails to load is recorded with its reason and the others still load. A
+//! [`Loader`] remembers what it loaded, so a rescan reads only files whose
+//! metadata changed, loads only content it has not seen (SHA-256 of component and
+//! sidecar), and reuses the compiled component when only the sidecar changed.
+//!
+//! What serves wins: a new version that fails to load, or that offers a tool,
+//! resource or prompt another serving plugin already offers, leaves the previous
+//! version serving; a new file that clashes with a serving plugin is refused,
+//! naming both files. At start nothing serves yet, so files load in name order and
+//! the later of two clashing files is refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::config::{Limits, PluginSettings};
 use crate::runtime::types::ToolInfo;
-use crate::runtime::{LoadedPlugin, Runtime};
+use crate::runtime::{LoadedPlugin, Origin, Runtime};
 
-/// A plugin file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A plugin file that could not be loaded (or whose new version was refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoadFailure {
+    #[serde(rename = "file")]
     pub path: PathBuf,
     pub error: String,
+    /// SHA-256 of the earlier version that keeps serving instead, if any.
+    pub serving: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +40,8 @@ pub enum RegistryError {
     ReadDir { path: PathBuf, source: std::io::Error },
 }
 
-/// The loaded plugins and an index of what they offer.
+/// The loaded plugins and an index of what they offer. Immutable: a reload builds
+/// a new one.
 #[derive(Debug, Default)]
 pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
@@ -38,6 +53,8 @@ pub struct Registry {
 }
 
 /// The component files in `dir`, sorted, and sidecars without a component.
+/// Hidden files (editor swap files, Kubernetes `..data` links) and backups
+/// ending in `~` are never plugins; a symlink counts as the file it points to.
 pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryError> {
     let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::ReadDir { path: dir.to_owned(), source })?;
     let mut wasm = Vec::new();
@@ -45,9 +62,7 @@ pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryErro
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        // Hidden files, editor swap and backup files are never plugins.
-        if name.starts_with('.') || name.ends_with('~') {
+        if !is_candidate(Path::new(&name)) {
             continue;
         }
         match path.extension().and_then(|e| e.to_str()) {
@@ -61,70 +76,59 @@ pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryErro
     Ok((wasm, orphans))
 }
 
+/// Whether a file name in the plugins folder can be a plugin or a sidecar.
+pub fn is_candidate(name: &Path) -> bool {
+    let Some(name) = name.file_name().and_then(|n| n.to_str()) else { return false };
+    !name.starts_with('.')
+        && !name.ends_with('~')
+        && (name.ends_with(".wasm") || name.ends_with(".toml"))
+        && name.len() > ".wasm".len()
+}
+
+/// What `a` offers that `b` offers too, if anything.
+fn clash(a: &LoadedPlugin, b: &LoadedPlugin) -> Option<String> {
+    a.tools
+        .iter()
+        .find(|t| b.tool(&t.name).is_some())
+        .map(|t| format!("tool `{}`", t.name))
+        .or_else(|| {
+            a.resources
+                .iter()
+                .find(|r| b.resources.iter().any(|o| o.uri == r.uri))
+                .map(|r| format!("resource `{}`", r.uri))
+        })
+        .or_else(|| {
+            a.resource_templates
+                .iter()
+                .find(|r| b.resource_templates.iter().any(|o| o.uri_template == r.uri_template))
+                .map(|r| format!("resource template `{}`", r.uri_template))
+        })
+        .or_else(|| {
+            a.prompts
+                .iter()
+                .find(|p| b.prompts.iter().any(|o| o.name == p.name))
+                .map(|p| format!("prompt `{}`", p.name))
+        })
+        .map(|what| format!("{what} is already provided by {}; refusing {}", b.path.display(), a.path.display()))
+}
+
 impl Registry {
-    /// Loads every plugin in `dir`.
+    /// Loads every plugin in `dir` once.
     pub async fn load_dir(runtime: &Runtime, dir: &Path, defaults: Limits) -> Result<Self, RegistryError> {
-        let (files, orphan_sidecars) = scan_dir(dir)?;
-        let mut registry = Registry { orphan_sidecars, ..Default::default() };
-        for path in files {
-            let result = match PluginSettings::load_sidecar(&path.with_extension("toml"), defaults) {
-                Ok(settings) => runtime.load(&path, settings).await.map_err(|e| e.to_string()),
-                Err(e) => Err(format!("sidecar: {e}")),
-            };
-            match result.and_then(|p| registry.add(p)) {
-                Ok(()) => {}
-                Err(error) => {
-                    tracing::error!(path = %path.display(), %error, "plugin not loaded");
-                    registry.failures.push(LoadFailure { path, error });
-                }
-            }
-        }
-        Ok(registry)
+        let scan = Loader::new(dir, defaults).scan(runtime, &Registry::default(), false).await?;
+        Ok(scan.registry)
     }
 
-    /// Adds a loaded plugin unless something it offers is already offered.
-    pub fn add(&mut self, plugin: LoadedPlugin) -> Result<(), String> {
-        for other in &self.plugins {
-            let clash = plugin
-                .tools
-                .iter()
-                .find(|t| other.tool(&t.name).is_some())
-                .map(|t| format!("tool `{}`", t.name))
-                .or_else(|| {
-                    plugin
-                        .resources
-                        .iter()
-                        .find(|r| other.resources.iter().any(|o| o.uri == r.uri))
-                        .map(|r| format!("resource `{}`", r.uri))
-                })
-                .or_else(|| {
-                    plugin
-                        .prompts
-                        .iter()
-                        .find(|p| other.prompts.iter().any(|o| o.name == p.name))
-                        .map(|p| format!("prompt `{}`", p.name))
-                });
-            if let Some(what) = clash {
-                return Err(format!(
-                    "{what} is already provided by {}; refusing {}",
-                    other.path.display(),
-                    plugin.path.display()
-                ));
+    /// A registry of `plugins`, which must not clash.
+    fn build(mut plugins: Vec<Arc<LoadedPlugin>>, failures: Vec<LoadFailure>, orphan_sidecars: Vec<PathBuf>) -> Self {
+        plugins.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut tools = BTreeMap::new();
+        for (p, plugin) in plugins.iter().enumerate() {
+            for (t, tool) in plugin.tools.iter().enumerate() {
+                tools.insert(tool.name.clone(), (p, t));
             }
         }
-        let index = self.plugins.len();
-        for (i, t) in plugin.tools.iter().enumerate() {
-            self.tools.insert(t.name.clone(), (index, i));
-        }
-        tracing::info!(
-            plugin = %plugin.name,
-            tools = plugin.tools.len(),
-            origin = ?plugin.origin,
-            hash = %&plugin.hash[..12],
-            "plugin loaded"
-        );
-        self.plugins.push(Arc::new(plugin));
-        Ok(())
+        Registry { plugins, tools, failures, orphan_sidecars }
     }
 
     pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
@@ -148,5 +152,308 @@ impl Registry {
     /// Every tool, in name order.
     pub fn tools(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &ToolInfo)> {
         self.tools.values().map(|&(p, t)| (&self.plugins[p], &self.plugins[p].tools[t]))
+    }
+}
+
+/// A plugin version a scan swapped in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loaded {
+    pub name: String,
+    pub file: PathBuf,
+    pub sha256: String,
+    /// `compiled`, `cache` (compiled artifact read from the on-disk cache) or
+    /// `settings` (same component, new sidecar).
+    pub how: &'static str,
+    /// Whether it replaced a version that was serving.
+    pub replaced: bool,
+    pub took_ms: f64,
+}
+
+/// What one scan found and did.
+#[derive(Debug, Default, Serialize)]
+pub struct ScanReport {
+    pub loaded: Vec<Loaded>,
+    /// Names of plugins whose files are gone.
+    pub removed: Vec<String>,
+    /// Failures this scan found (a failure still in place from an earlier scan is
+    /// not repeated; [`Registry::failures`] has them all).
+    pub failed: Vec<LoadFailure>,
+    /// Files that changed while being loaded (still being written); left as they
+    /// were, for a later scan.
+    pub unsettled: Vec<PathBuf>,
+    pub took_ms: f64,
+}
+
+impl ScanReport {
+    /// Whether the scan produced a registry different from the one it started from.
+    pub fn changed(&self) -> bool {
+        !self.loaded.is_empty() || !self.removed.is_empty() || !self.failed.is_empty()
+    }
+}
+
+/// A scan's new registry and its report.
+pub struct Scan {
+    pub registry: Registry,
+    pub report: ScanReport,
+    /// The failures differ from the previous registry's (one was fixed or found).
+    pub failures_changed: bool,
+}
+
+/// File identity and change stamp, following symlinks: any write, truncation,
+/// rename over or symlink swap changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Option<Self>> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(Some(FileStamp {
+                dev: m.dev(),
+                ino: m.ino(),
+                len: m.len(),
+                mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+                ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Stamps of a component and its sidecar.
+type Stamps = (Option<FileStamp>, Option<FileStamp>);
+
+fn stamps(wasm: &Path) -> Stamps {
+    (FileStamp::of(wasm).ok().flatten(), FileStamp::of(&wasm.with_extension("toml")).ok().flatten())
+}
+
+/// The latest load of one file.
+struct Known {
+    stamps: Stamps,
+    wasm_hash: String,
+    sidecar: Option<String>,
+    outcome: Result<Arc<LoadedPlugin>, String>,
+}
+
+/// Loads a plugins folder, then keeps loading what changes in it.
+pub struct Loader {
+    dir: PathBuf,
+    defaults: Limits,
+    known: BTreeMap<PathBuf, Known>,
+}
+
+impl Loader {
+    pub fn new(dir: &Path, defaults: Limits) -> Self {
+        Loader { dir: dir.to_owned(), defaults, known: BTreeMap::new() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the folder and builds the registry that should serve next, starting
+    /// from `current`. With `force`, every file is read and hashed again even if
+    /// its metadata looks unchanged (unchanged content is still not reloaded).
+    pub async fn scan(&mut self, runtime: &Runtime, current: &Registry, force: bool) -> Result<Scan, RegistryError> {
+        let started = Instant::now();
+        let (files, orphans) = scan_dir(&self.dir)?;
+        let mut report = ScanReport::default();
+        let mut took = BTreeMap::new();
+        self.known.retain(|path, _| files.contains(path));
+        for path in &files {
+            self.refresh(runtime, current, path, force, &mut report, &mut took).await;
+        }
+
+        // Serving versions stay unless their file is gone or a newer version loads
+        // without clashing; then newcomers, in name order.
+        let mut serving: Vec<Arc<LoadedPlugin>> =
+            current.plugins().iter().filter(|p| files.contains(&p.path)).cloned().collect();
+        let mut failures = Vec::new();
+        for i in 0..serving.len() {
+            let path = serving[i].path.clone();
+            match self.known.get(&path).map(|k| &k.outcome) {
+                None => {}
+                Some(Ok(next)) if Arc::ptr_eq(next, &serving[i]) => {}
+                Some(Ok(next)) => {
+                    match serving.iter().enumerate().filter(|&(j, _)| j != i).find_map(|(_, other)| clash(next, other))
+                    {
+                        None => serving[i] = next.clone(),
+                        Some(error) => {
+                            failures.push(LoadFailure { path, error, serving: Some(serving[i].hash.clone()) })
+                        }
+                    }
+                }
+                Some(Err(error)) => {
+                    failures.push(LoadFailure { path, error: error.clone(), serving: Some(serving[i].hash.clone()) })
+                }
+            }
+        }
+        for path in &files {
+            if serving.iter().any(|p| &p.path == path) {
+                continue;
+            }
+            match self.known.get(path).map(|k| &k.outcome) {
+                None => {}
+                Some(Ok(next)) => match serving.iter().find_map(|other| clash(next, other)) {
+                    None => serving.push(next.clone()),
+                    Some(error) => failures.push(LoadFailure { path: path.clone(), error, serving: None }),
+                },
+                Some(Err(error)) => {
+                    failures.push(LoadFailure { path: path.clone(), error: error.clone(), serving: None })
+                }
+            }
+        }
+
+        for p in &serving {
+            if !current.plugins().iter().any(|c| Arc::ptr_eq(c, p)) {
+                let replaced = current.plugins().iter().find(|c| c.path == p.path);
+                let how = match (replaced, p.origin) {
+                    (Some(old), _) if old.hash == p.hash => "settings",
+                    (_, Origin::Compiled) => "compiled",
+                    (_, Origin::Cache) => "cache",
+                };
+                report.loaded.push(Loaded {
+                    name: p.name.clone(),
+                    file: p.path.clone(),
+                    sha256: p.hash.clone(),
+                    how,
+                    replaced: replaced.is_some(),
+                    took_ms: took.get(&p.path).copied().unwrap_or_default(),
+                });
+            }
+        }
+        for p in current.plugins() {
+            if !serving.iter().any(|s| s.path == p.path) {
+                report.removed.push(p.name.clone());
+            }
+        }
+        report.failed = failures.iter().filter(|f| !current.failures().contains(f)).cloned().collect();
+        let failures_changed = failures != current.failures();
+        report.took_ms = started.elapsed().as_secs_f64() * 1e3;
+        log(&report);
+        Ok(Scan { registry: Registry::build(serving, failures, orphans), report, failures_changed })
+    }
+
+    /// Loads `path` again if it changed since the last scan.
+    async fn refresh(
+        &mut self,
+        runtime: &Runtime,
+        current: &Registry,
+        path: &Path,
+        force: bool,
+        report: &mut ScanReport,
+        took: &mut BTreeMap<PathBuf, f64>,
+    ) {
+        let before = stamps(path);
+        let known = self.known.get(path);
+        if !force && known.is_some_and(|k| k.stamps == before) {
+            return;
+        }
+        let started = Instant::now();
+        let sidecar_path = path.with_extension("toml");
+        let read = {
+            let (path, sidecar_path) = (path.to_owned(), sidecar_path.clone());
+            tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, String, Option<String>), String> {
+                let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let hash = hex::encode(Sha256::digest(&bytes));
+                let sidecar = match std::fs::read_to_string(&sidecar_path) {
+                    Ok(t) => Some(t),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(format!("sidecar: cannot read {}: {e}", sidecar_path.display())),
+                };
+                Ok((bytes, hash, sidecar))
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("reading failed: {e}")))
+        };
+        let (bytes, wasm_hash, sidecar) = match read {
+            Ok(r) => r,
+            Err(error) => {
+                if stamps(path) == before {
+                    self.known.insert(
+                        path.to_owned(),
+                        Known { stamps: before, wasm_hash: String::new(), sidecar: None, outcome: Err(error) },
+                    );
+                } else {
+                    report.unsettled.push(path.to_owned());
+                }
+                return;
+            }
+        };
+        if let Some(k) = self.known.get_mut(path)
+            && k.wasm_hash == wasm_hash
+            && k.sidecar == sidecar
+        {
+            k.stamps = before;
+            return;
+        }
+        // The compiled component of the same content, if one is at hand.
+        let same_component = self
+            .known
+            .get(path)
+            .and_then(|k| k.outcome.as_ref().ok())
+            .filter(|p| p.hash == wasm_hash)
+            .or_else(|| current.plugins().iter().find(|p| p.path == path && p.hash == wasm_hash))
+            .cloned();
+        let settings = match &sidecar {
+            Some(text) => PluginSettings::parse_sidecar(text, &sidecar_path, self.defaults),
+            None => Ok(PluginSettings::with_limits(self.defaults)),
+        };
+        let outcome = match settings {
+            Err(e) => Err(format!("sidecar: {e}")),
+            Ok(settings) => match same_component {
+                Some(p) => runtime.reconfigure(&p, settings).await,
+                None => runtime.load_bytes(path, bytes, settings).await,
+            }
+            .map(Arc::new)
+            .map_err(|e| e.to_string()),
+        };
+        if outcome.is_err() && stamps(path) != before {
+            // Written to while we read it: wait for the writer to finish.
+            report.unsettled.push(path.to_owned());
+            return;
+        }
+        if outcome.is_ok() {
+            took.insert(path.to_owned(), started.elapsed().as_secs_f64() * 1e3);
+        }
+        self.known.insert(path.to_owned(), Known { stamps: before, wasm_hash, sidecar, outcome });
+    }
+}
+
+fn log(report: &ScanReport) {
+    for l in &report.loaded {
+        tracing::info!(
+            plugin = %l.name,
+            file = %l.file.display(),
+            sha256 = %&l.sha256[..12],
+            how = l.how,
+            replaced = l.replaced,
+            took_ms = l.took_ms,
+            "plugin loaded"
+        );
+    }
+    for name in &report.removed {
+        tracing::info!(plugin = %name, "plugin removed: its file is gone");
+    }
+    for f in &report.failed {
+        match &f.serving {
+            Some(hash) => tracing::error!(
+                file = %f.path.display(),
+                error = %f.error,
+                serving = %&hash[..12],
+                "new plugin version not loaded; the previous version keeps serving"
+            ),
+            None => tracing::error!(file = %f.path.display(), error = %f.error, "plugin not loaded"),
+        }
+    }
+    for path in &report.unsettled {
+        tracing::debug!(file = %path.display(), "plugin file still being written; will look again");
     }
 }

@@ -12,7 +12,8 @@ use moat::config::Config;
 use moat::http::{self, HttpOptions};
 use moat::mcp::{MoatServer, Shared};
 use moat::metrics::Metrics;
-use moat::registry::Registry;
+use moat::registry::{Loader, Registry};
+use moat::watch::{self, Reloads, Trigger};
 use rmcp::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -26,29 +27,34 @@ pub struct Args {
     pub admin_listen: Option<SocketAddr>,
     pub dev: bool,
     pub stdio: bool,
+    pub no_watch: bool,
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
-    let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
-    for f in registry.failures() {
-        tracing::warn!(file = %f.path.display(), error = %f.error, "plugin failed to load");
-    }
-    let metrics = Arc::new(Metrics::default());
-    metrics.plugin_loads(registry.plugins().len(), registry.failures().len());
-    // The ready command calls a tool that needs no arguments.
-    let first_tool = registry
-        .tools()
-        .find(|(_, t)| t.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
-        .map(|(_, t)| t.name.clone());
-    let loaded = registry.plugins().len();
-    let shared = Shared::new(runtime, registry, metrics);
+    let shared = Shared::new(runtime, Registry::default(), Arc::new(Metrics::default()));
+    let mut loader = Loader::new(&dir, config.plugins.defaults);
+    watch::reload(&shared, &mut loader, Trigger::Start).await?;
+    let (loaded, first_tool) = {
+        let registry = shared.registry.load();
+        // The ready command calls a tool that needs no arguments.
+        let first_tool = registry
+            .tools()
+            .find(|(_, t)| t.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
+            .map(|(_, t)| t.name.clone());
+        (registry.plugins().len(), first_tool)
+    };
+    let shutdown = CancellationToken::new();
+    let reloads = watch::spawn(shared.clone(), loader, config.plugins.watch && !args.no_watch, shutdown.clone())?;
+    shared.set_reloads(reloads.clone());
+    tokio::spawn(reload_on_hangup(reloads));
 
     if args.stdio {
         let service = MoatServer::new(shared).serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
+        shutdown.cancel();
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -121,7 +127,6 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             println!("moat: try it:\n{}", ready_command(&url, &token, tool));
         }
     }
-    let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let verifier = Arc::new(verifier);
     verifier.spawn_refresh();
@@ -156,4 +161,75 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down: finishing calls in flight");
     shutdown.cancel();
+}
+
+/// `SIGHUP`: rescan the plugins directory.
+async fn reload_on_hangup(reloads: Reloads) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: rescanning the plugins directory");
+        reloads.nudge(Trigger::Signal);
+    }
+}
+
+/// `moat reload`: ask a running server to rescan, through its admin listener
+/// (and print what happened) or by `SIGHUP` to its PID.
+pub async fn reload(admin: Option<String>, config: Option<&Path>, pid: Option<i32>) -> Result<ExitCode> {
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) with a valid signal number; the PID is the operator's choice.
+        if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+            bail!("cannot signal process {pid}: {}", std::io::Error::last_os_error());
+        }
+        println!("moat: sent SIGHUP to {pid}; the server rescans its plugins directory");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let admin = match admin {
+        Some(a) => a,
+        None => Config::load(config)?.server.admin_listen.map(|a| a.to_string()).context(
+            "moat reload needs the server's admin listener (--admin ADDR, or [server] admin_listen in --config) or its PID (--pid)",
+        )?,
+    };
+    let base = if admin.contains("://") { admin } else { format!("http://{admin}") };
+    let url = format!("{}/reload", base.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let report: serde_json::Value =
+        response.json().await.with_context(|| format!("{url} answered {status} without a JSON report"))?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {}", report["error"].as_str().unwrap_or("no reason given"));
+    }
+    let list = |key: &str| report[key].as_array().cloned().unwrap_or_default();
+    for l in list("loaded") {
+        let verb = if l["replaced"].as_bool() == Some(true) { "replaced" } else { "loaded" };
+        println!(
+            "{verb:<8} {}  ({}, sha256 {}, {} ms)",
+            l["file"].as_str().unwrap_or_default(),
+            l["how"].as_str().unwrap_or_default(),
+            &l["sha256"].as_str().unwrap_or_default().get(..12).unwrap_or_default(),
+            l["took_ms"].as_f64().unwrap_or_default().round()
+        );
+    }
+    for name in list("removed") {
+        println!("removed  {}", name.as_str().unwrap_or_default());
+    }
+    let failures = list("failures");
+    for f in &failures {
+        let serving = match f["serving"].as_str() {
+            Some(h) => format!(" (the previous version, sha256 {}, keeps serving)", h.get(..12).unwrap_or(h)),
+            None => String::new(),
+        };
+        println!(
+            "error    {}: {}{serving}",
+            f["file"].as_str().unwrap_or_default(),
+            f["error"].as_str().unwrap_or_default()
+        );
+    }
+    println!("moat: {} plugins serving, {} failed", report["serving"], failures.len());
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

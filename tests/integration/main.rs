@@ -10,5 +10,6 @@ mod cli;
 mod first_party;
 mod http;
 mod jwks;
+mod reload;
 mod sandbox;
 mod serve;

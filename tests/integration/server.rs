@@ -60,12 +60,17 @@ impl Server {
         )
         .unwrap();
         prepare(&plugins);
-        let mut child = moat(&dir.path().join("cache"))
+        let mut cmd = moat(&dir.path().join("cache"));
+        // MOAT_TEST_LOG=moat=debug puts the server's debug log in its moat.log.
+        if let Some(filter) = std::env::var_os("MOAT_TEST_LOG") {
+            cmd.env("MOAT_LOG", filter);
+        }
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("moat.log")).unwrap())
             .spawn()
             .expect("moat serve starts");
         let stdout = child.stdout.take().unwrap();
@@ -96,6 +101,20 @@ impl Server {
 
     pub fn base(&self) -> String {
         self.url.trim_end_matches("/mcp").to_owned()
+    }
+
+    /// The served plugins folder.
+    pub fn plugins(&self) -> std::path::PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// What the server has logged so far (stderr; warnings and errors by default).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("moat.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -84,6 +84,7 @@ pub struct Shared {
     changes: broadcast::Sender<Change>,
     state_codec: RequestStateCodec,
     in_flight: std::sync::atomic::AtomicUsize,
+    reloads: std::sync::OnceLock<crate::watch::Reloads>,
 }
 
 /// Counts a plugin call in flight for as long as it lives.
@@ -117,6 +118,7 @@ impl Shared {
             changes,
             state_codec,
             in_flight: Default::default(),
+            reloads: Default::default(),
         })
     }
 
@@ -156,22 +158,68 @@ impl Shared {
         all.into_iter().collect()
     }
 
+    /// Hands over the reload task's handle (once, at start).
+    pub fn set_reloads(&self, reloads: crate::watch::Reloads) {
+        let _ = self.reloads.set(reloads);
+    }
+
+    /// The reload task, once started.
+    pub fn reloads(&self) -> Option<&crate::watch::Reloads> {
+        self.reloads.get()
+    }
+
     /// Plugin calls running now (shutdown waits for them).
     pub fn calls_in_flight(&self) -> usize {
         self.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Swaps in a new registry and tells listening clients.
-    pub fn replace_registry(&self, registry: Registry, changed: &[Change]) {
+    /// Swaps in a new registry and tells listening clients what changed: the
+    /// tools, resources or prompts a client can see, or the scopes they need.
+    /// Returns what changed.
+    pub fn replace_registry(&self, registry: Registry) -> Vec<Change> {
+        let catalogue = Catalogue::of(&registry);
+        let old_catalogue = self.catalogue.load();
+        let old = self.registry.load();
+        let mut changed = Vec::new();
+        if old_catalogue.tools != catalogue.tools
+            || old_catalogue.access.iter().map(|a| &a.scopes).ne(catalogue.access.iter().map(|a| &a.scopes))
+        {
+            changed.push(Change::Tools);
+        }
+        if content_signature(&old, Change::Resources) != content_signature(&registry, Change::Resources) {
+            changed.push(Change::Resources);
+        }
+        if content_signature(&old, Change::Prompts) != content_signature(&registry, Change::Prompts) {
+            changed.push(Change::Prompts);
+        }
+        drop((old, old_catalogue));
         // Catalogue first: a reader may briefly see new tools before the registry
         // that runs them, and then gets "unknown tool", never the reverse mismatch
         // of running a tool whose definition it cannot see.
-        self.catalogue.store(Arc::new(Catalogue::of(&registry)));
+        self.catalogue.store(Arc::new(catalogue));
         self.registry.store(Arc::new(registry));
-        for c in changed {
+        for c in &changed {
             let _ = self.changes.send(*c);
         }
+        changed
     }
+}
+
+/// What clients see of a registry's resources or prompts, each with the scopes it
+/// needs (plugins offering none add nothing).
+fn content_signature(registry: &Registry, kind: Change) -> Value {
+    let mut items = Vec::new();
+    for p in registry.plugins() {
+        if kind == Change::Prompts {
+            let scopes = policy::content_scopes(&p.settings.prompts);
+            items.extend(p.prompts.iter().map(|pr| json!([scopes, convert::prompt(pr)])));
+        } else {
+            let scopes = policy::content_scopes(&p.settings.resources);
+            items.extend(p.resources.iter().map(|r| json!([scopes, convert::resource(r)])));
+            items.extend(p.resource_templates.iter().map(|t| json!([scopes, convert::resource_template(t)])));
+        }
+    }
+    Value::Array(items)
 }
 
 /// Per-session state (one per 2025-11-25 session; fresh per stateless request).

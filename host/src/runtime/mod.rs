@@ -201,6 +201,32 @@ pub struct LoadedPlugin {
     pub imports: Vec<String>,
     grants: Arc<[DirGrant]>,
     pre: PluginPreV01<CallState>,
+    _alive: Alive,
+}
+
+/// Counts loaded plugin versions still alive (in a registry snapshot or held by a
+/// call in flight): after reloads settle it equals the plugins serving, or
+/// something leaked.
+static VERSIONS_ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Alive;
+
+impl Alive {
+    fn new() -> Self {
+        VERSIONS_ALIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Alive
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        VERSIONS_ALIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Plugin versions alive in this process (see [`LoadedPlugin`]).
+pub fn versions_alive() -> usize {
+    VERSIONS_ALIVE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -315,9 +341,37 @@ impl Runtime {
             imports,
             grants,
             pre,
+            _alive: Alive::new(),
         };
         self.read_catalogue(&mut plugin).await?;
         Ok(plugin)
+    }
+
+    /// The same component with new settings (a sidecar changed): nothing is
+    /// compiled or read from disk; the catalogue is read again under the new grants.
+    pub async fn reconfigure(
+        &self,
+        plugin: &LoadedPlugin,
+        settings: PluginSettings,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let mut next = LoadedPlugin {
+            name: plugin.name.clone(),
+            path: plugin.path.clone(),
+            hash: plugin.hash.clone(),
+            wit_version: plugin.wit_version.clone(),
+            origin: plugin.origin,
+            grants: settings.dirs.clone().into(),
+            settings,
+            tools: Vec::new(),
+            resources: Vec::new(),
+            resource_templates: Vec::new(),
+            prompts: Vec::new(),
+            imports: plugin.imports.clone(),
+            pre: plugin.pre.clone(),
+            _alive: Alive::new(),
+        };
+        self.read_catalogue(&mut next).await?;
+        Ok(next)
     }
 
     /// The WIT version the component was built against (from its export names)

@@ -20,6 +20,9 @@ struct Usage {
     total_bytes: u64,
     used_bytes: u64,
     free_bytes: u64,
+    /// Share of the space in use, in percent (one decimal).
+    #[cfg(feature = "next")]
+    used_percent: f64,
 }
 
 /// Reports total, used and free space of the filesystem holding a path, in GiB and in bytes.
@@ -30,7 +33,17 @@ fn disk_usage(args: Args) -> Result<Json<Usage>, VolumeStatsError> {
     let (total_bytes, used_bytes, free_bytes) = (s.total_bytes, s.total_bytes - s.free_bytes, s.available_bytes);
     let gb = |b: u64| (b as f64 / (1u64 << 30) as f64 * 10.0).round() / 10.0;
     let (total_gb, used_gb, free_gb) = (gb(total_bytes), gb(used_bytes), gb(free_bytes));
-    Ok(Json(Usage { path, total_gb, used_gb, free_gb, total_bytes, used_bytes, free_bytes }))
+    Ok(Json(Usage {
+        path,
+        total_gb,
+        used_gb,
+        free_gb,
+        total_bytes,
+        used_bytes,
+        free_bytes,
+        #[cfg(feature = "next")]
+        used_percent: (used_bytes as f64 * 1000.0 / total_bytes.max(1) as f64).round() / 10.0,
+    }))
 }
 
 /// Disk pressure thresholds used by the triage prompt, in percent of space used.

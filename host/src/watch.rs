@@ -1,0 +1,318 @@
+//! Hot reload: watch the plugins folder, wait until changed files settle, rescan,
+//! and swap the registry snapshot.
+//!
+//! One task owns the [`Loader`] and is the only writer of the registry: events
+//! from the `notify` watcher, `SIGHUP` and the admin `POST /reload` all become
+//! rescans on that task, one at a time. A burst of events (many files copied at
+//! once, an editor's save dance, a Kubernetes `..data` symlink swap) becomes one
+//! rescan: it starts once the folder has been quiet for [`QUIET`] and no plugin
+//! file is still open for writing (a file being written gets until it is closed,
+//! or until it has not been written to for [`STALL`]). The rescan compiles off the
+//! request path, and a file that still changes while it loads is left for a later
+//! rescan, so a half-written component is never loaded.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::Shared;
+use crate::registry::{Loader, RegistryError, ScanReport, is_candidate};
+
+/// How long the folder must be quiet before a rescan.
+pub const QUIET: Duration = Duration::from_millis(25);
+/// How long a plugin file open for writing may go without a write before it is
+/// looked at anyway.
+pub const STALL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch the plugins directory {path}: {source}")]
+    Watch { path: PathBuf, source: notify::Error },
+    #[error("the reload task has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Scan(#[from] RegistryError),
+}
+
+/// What started a rescan (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Start,
+    Watch,
+    Signal,
+    Admin,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Watch => "watch",
+            Trigger::Signal => "signal",
+            Trigger::Admin => "admin",
+        }
+    }
+}
+
+struct Request {
+    trigger: Trigger,
+    reply: Option<oneshot::Sender<Result<ScanReport, WatchError>>>,
+}
+
+/// A handle on the reload task. Cheap to clone.
+#[derive(Clone)]
+pub struct Reloads {
+    requests: mpsc::Sender<Request>,
+    watching: bool,
+}
+
+impl Reloads {
+    /// Rereads every plugin file now (content already loaded is not loaded again)
+    /// and waits for the outcome.
+    pub async fn rescan(&self, trigger: Trigger) -> Result<ScanReport, WatchError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request { trigger, reply: Some(tx) }).await.map_err(|_| WatchError::Stopped)?;
+        rx.await.map_err(|_| WatchError::Stopped)?
+    }
+
+    /// Asks for a rescan without waiting for it (a signal handler).
+    pub fn nudge(&self, trigger: Trigger) {
+        let _ = self.requests.try_send(Request { trigger, reply: None });
+    }
+
+    /// Whether the folder is watched (else only signals and the admin endpoint reload).
+    pub fn watching(&self) -> bool {
+        self.watching
+    }
+}
+
+/// Loads the plugins folder into `shared` and keeps it loaded: starts the reload
+/// task, watching the folder unless `watch` is false. The first scan has already
+/// been done by the caller (so startup failures are reported before serving).
+pub fn spawn(
+    shared: Arc<Shared>,
+    loader: Loader,
+    watch: bool,
+    shutdown: CancellationToken,
+) -> Result<Reloads, WatchError> {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let watcher = if watch {
+        let dir = loader.dir().to_owned();
+        let mut w = notify::recommended_watcher(move |event| {
+            let _ = events_tx.send(event);
+        })
+        .map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
+        w.watch(&dir, RecursiveMode::NonRecursive).map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
+        tracing::info!(dir = %dir.display(), "watching the plugins directory");
+        Some(w)
+    } else {
+        drop(events_tx);
+        None
+    };
+    let (requests, rx) = mpsc::channel(16);
+    tokio::spawn(run(shared, loader, events, rx, watcher, shutdown));
+    Ok(Reloads { requests, watching: watch })
+}
+
+/// Rescans and, when anything changed, swaps the registry.
+pub async fn reload(shared: &Shared, loader: &mut Loader, trigger: Trigger) -> Result<ScanReport, WatchError> {
+    let force = matches!(trigger, Trigger::Signal | Trigger::Admin);
+    let current = shared.registry.load_full();
+    let scan = match loader.scan(&shared.runtime, &current, force).await {
+        Ok(scan) => scan,
+        Err(e) => {
+            tracing::error!(error = %e, "rescan failed; the plugins loaded before keep serving");
+            shared.metrics.reload(trigger.as_str(), false, Duration::ZERO);
+            return Err(e.into());
+        }
+    };
+    drop(current);
+    let report = scan.report;
+    shared.metrics.plugin_loads(report.loaded.len(), report.failed.len());
+    shared.metrics.plugins(scan.registry.plugins().len(), scan.registry.failures().len());
+    shared.metrics.reload(trigger.as_str(), true, Duration::from_secs_f64(report.took_ms / 1e3));
+    if report.changed() || scan.failures_changed {
+        let changes = shared.replace_registry(scan.registry);
+        tracing::info!(
+            trigger = trigger.as_str(),
+            loaded = report.loaded.len(),
+            removed = report.removed.len(),
+            failed = report.failed.len(),
+            ?changes,
+            took_ms = report.took_ms,
+            "registry swapped"
+        );
+    }
+    Ok(report)
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    mut loader: Loader,
+    mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    mut requests: mpsc::Receiver<Request>,
+    watcher: Option<notify::RecommendedWatcher>,
+    shutdown: CancellationToken,
+) {
+    let mut pending = Pending::default();
+    let mut watching = watcher.is_some();
+    loop {
+        let deadline = pending.deadline();
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            event = events.recv(), if watching => match event {
+                Some(Ok(event)) => pending.record(&event, Instant::now()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "plugins directory watcher error; rescanning");
+                    pending.touch(Instant::now());
+                }
+                None => watching = false,
+            },
+            request = requests.recv() => {
+                let Some(request) = request else { break };
+                pending = Pending::default();
+                let outcome = reload(&shared, &mut loader, request.trigger).await;
+                if let Ok(report) = &outcome {
+                    pending.retry_unsettled(report, Instant::now());
+                }
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+            () = sleep_until(deadline), if deadline.is_some() => {
+                pending = Pending::default();
+                if let Ok(report) = reload(&shared, &mut loader, Trigger::Watch).await {
+                    pending.retry_unsettled(&report, Instant::now());
+                }
+            }
+        }
+    }
+    drop(watcher);
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Events seen since the last rescan.
+#[derive(Default, Debug)]
+struct Pending {
+    last_event: Option<Instant>,
+    /// Plugin files written to and not yet closed, with the time of the last write.
+    writing: HashMap<OsString, Instant>,
+}
+
+impl Pending {
+    fn touch(&mut self, now: Instant) {
+        self.last_event = Some(now);
+    }
+
+    fn record(&mut self, event: &notify::Event, now: Instant) {
+        let names = || event.paths.iter().filter_map(|p| p.file_name()).filter(|n| is_candidate(Path::new(n)));
+        match event.kind {
+            // Opening and reading (our own reads among them) change nothing.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                for name in names() {
+                    self.writing.remove(name);
+                }
+            }
+            EventKind::Access(_) => return,
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                for name in names() {
+                    self.writing.insert(name.to_owned(), now);
+                }
+            }
+            EventKind::Create(CreateKind::File | CreateKind::Any) => {
+                // A new regular file is being written (a symlink or a hard link is whole).
+                for path in &event.paths {
+                    if let Some(name) = path.file_name().filter(|n| is_candidate(Path::new(n)))
+                        && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+                    {
+                        self.writing.insert(name.to_owned(), now);
+                    }
+                }
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both | RenameMode::Any))
+            | EventKind::Remove(_) => {
+                for name in names() {
+                    self.writing.remove(name);
+                }
+            }
+            _ => {}
+        }
+        self.last_event = Some(now);
+    }
+
+    /// Files that changed while being loaded: look again once they stop changing.
+    fn retry_unsettled(&mut self, report: &ScanReport, now: Instant) {
+        for path in &report.unsettled {
+            if let Some(name) = path.file_name() {
+                self.writing.insert(name.to_owned(), now);
+            }
+        }
+        if !report.unsettled.is_empty() {
+            self.last_event = Some(now);
+        }
+    }
+
+    /// When to rescan: the folder quiet and every file being written closed or stalled.
+    fn deadline(&self) -> Option<Instant> {
+        let quiet = self.last_event? + QUIET;
+        Some(self.writing.values().map(|&w| w + STALL).fold(quiet, Instant::max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{DataChange, RemoveKind};
+
+    fn event(kind: EventKind, name: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from("/plugins").join(name))
+    }
+
+    #[test]
+    fn a_file_being_written_holds_the_rescan_until_it_is_closed() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        assert_eq!(p.deadline(), None);
+        p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "a.wasm"), t0);
+        assert_eq!(p.deadline(), Some(t0 + STALL), "open for writing: wait for close or stall");
+        let t1 = t0 + Duration::from_millis(5);
+        p.record(&event(EventKind::Access(AccessKind::Close(AccessMode::Write)), "a.wasm"), t1);
+        assert_eq!(p.deadline(), Some(t1 + QUIET));
+    }
+
+    #[test]
+    fn reads_and_swap_files_do_not_hold_anything() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        p.record(&event(EventKind::Access(AccessKind::Open(AccessMode::Any)), "a.wasm"), t0);
+        assert_eq!(p.deadline(), None, "our own reads must not trigger rescans");
+        p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), ".a.toml.swp"), t0);
+        assert_eq!(p.deadline(), Some(t0 + QUIET), "a hidden file counts as activity but is never waited for");
+        p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "b.wasm"), t0);
+        p.record(&event(EventKind::Remove(RemoveKind::File), "b.wasm"), t0);
+        assert_eq!(p.deadline(), Some(t0 + QUIET), "a removed file is not being written");
+    }
+
+    #[test]
+    fn a_rename_into_place_is_whole() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "a.wasm"), t0);
+        p.record(&event(EventKind::Modify(ModifyKind::Name(RenameMode::To)), "a.wasm"), t0);
+        assert_eq!(p.deadline(), Some(t0 + QUIET));
+    }
+}
