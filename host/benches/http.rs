@@ -5,42 +5,14 @@
 //! /proc/PID/stat), beside a baseline in the same run: `GET /healthz` (HTTP
 //! stack only: no auth, no MCP, no sandbox).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const RUN: Duration = Duration::from_secs(4);
-
-fn wasm(name: &str) -> PathBuf {
-    let dir = std::env::var_os("MOAT_TEST_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"));
-    dir.join(format!("{name}.wasm"))
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// User + system CPU time of a process.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -133,39 +105,14 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
 }
 
 fn main() {
-    let moat = std::env::var("MOAT_BIN").unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/moat").display().to_string()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(wasm("disk_usage"), plugins.join("disk_usage.wasm")).expect("disk_usage.wasm built");
-    std::fs::write(
-        plugins.join("disk_usage.toml"),
-        format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", dir.path().display()),
-    )
-    .unwrap();
+    let moat = common::moat_bin();
     let profile = std::env::var("MOAT_BENCH_PERF").is_ok();
-    let mut server = Command::new(if profile { "perf" } else { "taskset" })
-        .args(if profile { &["record", "-g", "-o", "/tmp/moat.perf", "--", "taskset"][..] } else { &[][..] })
-        .args(["-c", "0", &moat, "serve", "--dev", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moat serve starts (taskset from util-linux)");
-    let pid = server.id();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("moat: serving MCP at ").map(|r| r.split_whitespace().next().unwrap().to_owned()))
-        .expect("server URL");
-    std::thread::spawn(move || for _ in lines {});
-    let token = Command::new(&moat).args(["token", "--dev", "--ttl", "1h"]).current_dir(dir.path()).output().unwrap();
-    let key = moat::auth::DevKey::load_or_create(&dir.path().join(".moat")).unwrap();
-    let target = Arc::new(Target { url, token: String::from_utf8(token.stdout).unwrap().trim().to_owned(), key });
-    pin(1);
+    let server = common::Server::start(&moat, profile, &[]);
+    let (pid, dir) = (server.pid, server.dir.path().to_owned());
+    let (url, token) = (server.url.clone(), server.token.clone());
+    let key = moat::auth::DevKey::load_or_create(&dir.join(".moat")).unwrap();
+    let target = Arc::new(Target { url, token, key });
+    common::pin(1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     println!("{:<40} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
     let mut rows: Vec<Value> = Vec::new();
@@ -176,7 +123,7 @@ fn main() {
         ("tools/call 2025-11-25", Mode::Session),
     ] {
         for conc in [1usize, 16, 64] {
-            let cpu0 = cpu_time(pid);
+            let cpu0 = common::cpu_time(pid);
             let started = Instant::now();
             let until = started + RUN;
             let mut lat: Vec<Duration> = rt.block_on(async {
@@ -188,7 +135,7 @@ fn main() {
                 all
             });
             let wall = started.elapsed();
-            let cpu = cpu_time(pid) - cpu0;
+            let cpu = common::cpu_time(pid) - cpu0;
             lat.sort();
             let n = lat.len().max(1);
             let pct = |p: f64| lat[((n as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
@@ -200,12 +147,7 @@ fn main() {
         }
     }
     auth_cost(&rt, &target.key, &rows);
-    // SIGINT lets a profiler wrapping the server write its data.
-    // SAFETY: kill(2) with a child's PID.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    std::thread::sleep(Duration::from_millis(if profile { 3000 } else { 100 }));
-    let _ = server.kill();
-    let _ = server.wait();
+    server.stop(profile);
 }
 
 /// What authentication adds to a call, measured in-process against the same

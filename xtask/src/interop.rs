@@ -156,6 +156,14 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
             c.arg(&ts_client).args([&url, &token]);
             c
         }),
+        ("python mcp SDK listening while a plugin is dropped in and deleted (hot reload)", {
+            let mut c = Command::new(&tools.python);
+            c.arg(root.join("tests/interop/python_listen.py"))
+                .args([&url, &token])
+                .arg(&plugins)
+                .arg(wasm.join("trivial.wasm"));
+            c
+        }),
     ];
     let mut cases = cases;
     // Keep the IdP and its moat alive while the cases run.

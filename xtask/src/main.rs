@@ -1,4 +1,4 @@
-//! `cargo xtask demo | test | bench-runtime | build-plugins`: everything a fresh
+//! `cargo xtask demo | test | bench | bench-reload | bench-runtime | build-plugins`: everything a fresh
 //! clone needs, installed and run from one place.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ fn main() -> Result<()> {
         "demo" => demo(),
         "bench-runtime" => bench_runtime(),
         "bench" => bench_http(),
+        "bench-reload" => bench_reload(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -26,6 +27,7 @@ fn main() -> Result<()> {
                  demo            build everything and start a dev server (prints a token and a command)\n  \
                  test [ARGS]     build plugins, run every test, then the interop suite (ARGS go to cargo test)\n  \
                  bench           HTTP load on a release server: calls/s, p50/p99, CPU per call\n  \
+                 bench-reload    hot reload: latency to the first call on a new build, calls/s while reloading\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
             );
@@ -194,6 +196,12 @@ fn bench_http() -> Result<()> {
     let wasm = build_plugins()?;
     run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
     run(cargo().args(["bench", "-p", "moat", "--bench", "http"]).env("MOAT_TEST_WASM_DIR", &wasm))
+}
+
+fn bench_reload() -> Result<()> {
+    let wasm = build_plugins()?;
+    run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
+    run(cargo().args(["bench", "-p", "moat", "--bench", "reload"]).env("MOAT_TEST_WASM_DIR", &wasm))
 }
 
 fn bench_runtime() -> Result<()> {

@@ -116,12 +116,19 @@ impl ArtifactCache {
         {
             return Ok((component, Origin::Cache));
         }
+        let started = std::time::Instant::now();
         let component = Component::new(engine, bytes)?;
+        let compiled = started.elapsed();
         if let Some(path) = &entry
             && let Err(e) = Self::store(&component, path)
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot store compiled component");
         }
+        tracing::debug!(
+            compile_ms = compiled.as_secs_f64() * 1e3,
+            store_ms = (started.elapsed() - compiled).as_secs_f64() * 1e3,
+            "compiled a component"
+        );
         Ok((component, Origin::Compiled))
     }
 

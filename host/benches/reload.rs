@@ -1,0 +1,233 @@
+//! `cargo xtask bench-reload`: hot reload of disk_usage in a release
+//! `moat serve --dev` pinned to CPU 0 (this client on CPU 1).
+//!
+//! 1. Reload latency: the time from a new `disk_usage.wasm` settling in the
+//!    plugins folder (the rename into place returns) to the end of the first call
+//!    answered by it, polled every millisecond. Two builds whose output differs
+//!    (`disk_usage` and `disk_usage_next`, which adds `used_percent`) alternate.
+//!    Cached: both are in the artifact cache. Cold: each drop carries a unique
+//!    custom section, so its hash is new and it is compiled.
+//! 2. Throughput at concurrency 16 without reloads, then with a reload every
+//!    200 ms (cached, then cold), in the same run; every call must succeed and
+//!    come from one of the two builds.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const RELOADS: usize = 24;
+const RUN: Duration = Duration::from_secs(5);
+
+/// `bytes` with a custom section named `moat-bench` holding `n` appended: the
+/// same component, a different hash.
+fn marked(bytes: &[u8], n: u64) -> Vec<u8> {
+    fn leb(mut v: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            out.push(if v == 0 { b } else { b | 0x80 });
+            if v == 0 {
+                break;
+            }
+        }
+    }
+    let name = b"moat-bench";
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name);
+    body.extend_from_slice(&n.to_le_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    /// Calls disk_usage; `Some(true)` if the next build answered, `Some(false)`
+    /// for the base build, `None` for a failed call.
+    async fn call(&self) -> Option<bool> {
+        let params = json!({"name": "disk_usage", "arguments": {"path": "/"}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+        let r = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "disk_usage")
+            .body(body.to_string())
+            .send()
+            .await
+            .ok()?;
+        let text = r.text().await.ok()?;
+        text.contains("total_bytes").then(|| text.contains("used_percent"))
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Drops alternating builds and times each until it serves; returns ms, sorted.
+async fn latencies(
+    client: &Client,
+    target: &std::path::Path,
+    builds: &[Vec<u8>; 2],
+    cold: bool,
+    seq: &AtomicU64,
+) -> Vec<f64> {
+    let mut out = Vec::new();
+    // Two unmeasured drops leave the server on the base build with both compiled.
+    for i in 0..RELOADS + 2 {
+        let next = i % 2 == 0;
+        let bytes = &builds[usize::from(!next)];
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        let bytes = if cold { marked(bytes, n) } else { bytes.clone() };
+        common::drop_in(target, &bytes);
+        let settled = Instant::now();
+        // Poll every millisecond: back-to-back polling would take half the
+        // server's CPU away from the compile it is timing.
+        loop {
+            if client.call().await == Some(next) {
+                break;
+            }
+            assert!(settled.elapsed() < Duration::from_secs(30), "reload {i} never served");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if i >= 2 {
+            out.push(settled.elapsed().as_secs_f64() * 1e3);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// Calls/s at concurrency 16 for [`RUN`], reloading every 200 ms if `reload` says how.
+async fn throughput(
+    client: Arc<Client>,
+    target: &std::path::Path,
+    builds: &[Vec<u8>; 2],
+    reload: Option<bool>,
+    seq: &AtomicU64,
+) -> (f64, f64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, stop, failed) = (client.clone(), stop.clone(), failed.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if client.call().await.is_none() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut reloads = 0;
+    while started.elapsed() < RUN {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(cold) = reload {
+            let bytes = &builds[reloads % 2];
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            let bytes = if cold { marked(bytes, n) } else { bytes.clone() };
+            common::drop_in(target, &bytes);
+            reloads += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await.unwrap());
+    }
+    let wall = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    (lat.len() as f64 / wall, percentile(&lat, 0.99), failed.load(Ordering::Relaxed))
+}
+
+fn client(server: &common::Server) -> Arc<Client> {
+    Arc::new(Client {
+        http: reqwest::Client::builder().tcp_nodelay(true).build().unwrap(),
+        url: server.url.clone(),
+        token: server.token.clone(),
+    })
+}
+
+fn main() {
+    let builds =
+        [std::fs::read(common::wasm("disk_usage_next")).unwrap(), std::fs::read(common::wasm("disk_usage")).unwrap()];
+    common::pin(1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let seq = AtomicU64::new(0);
+    println!("reload latency, file settled → first call served by the new build ({RELOADS} reloads each)");
+    println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "case", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    // Both CPUs (compilation is parallel), then pinned to CPU 0 like the HTTP bench.
+    for (cpus, on) in [("0,1", "2 cores"), ("0", "server on 1 core")] {
+        let server = common::Server::start_on(cpus, &common::moat_bin(), false, &[]);
+        let (target, client) = (server.plugins().join("disk_usage.wasm"), client(&server));
+        rt.block_on(async {
+            for (name, cold) in [("artifact cached", false), ("cold compile", true)] {
+                let l = latencies(&client, &target, &builds, cold, &seq).await;
+                println!(
+                    "{:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                    format!("{name}, {on}"),
+                    percentile(&l, 0.5),
+                    percentile(&l, 0.9),
+                    percentile(&l, 0.99),
+                    l[l.len() - 1]
+                );
+            }
+        });
+        server.stop(false);
+    }
+
+    let server = common::Server::start(&common::moat_bin(), false, &[]);
+    let (target, client) = (server.plugins().join("disk_usage.wasm"), client(&server));
+    let (seq0, (rss0, fds0)) = (seq.load(Ordering::Relaxed), common::rss_and_fds(server.pid));
+    rt.block_on(async {
+        println!("\nthroughput at concurrency 16, {} s each, server on CPU 0", RUN.as_secs());
+        println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "case", "calls/s", "vs base", "p99 ms", "failed");
+        let mut base = 0.0;
+        for (name, reload) in [
+            ("no reloads", None),
+            ("reload every 200 ms, cached", Some(false)),
+            ("reload every 200 ms, cold", Some(true)),
+        ] {
+            let (rate, p99, failed) = throughput(client.clone(), &target, &builds, reload, &seq).await;
+            if reload.is_none() {
+                base = rate;
+            }
+            println!("{name:<40} {rate:>9.0} {:>8.0}% {p99:>9.2} {failed:>9}", rate / base * 100.0);
+            assert_eq!(failed, 0, "{name}: calls failed");
+        }
+    });
+    let (rss1, fds1) = common::rss_and_fds(server.pid);
+    println!(
+        "\nthat server after {} reloads: resident {} → {} MiB, open files (not sockets) {fds0} → {fds1}",
+        seq.load(Ordering::Relaxed) - seq0,
+        rss0 / 1024,
+        rss1 / 1024
+    );
+    server.stop(false);
+}
