@@ -1,5 +1,6 @@
 //! `cargo xtask bench-reload`: hot reload of disk_usage in a release
-//! `moat serve --dev` pinned to CPU 0 (this client on CPU 1).
+//! `moat serve --dev`, on both CPUs and then pinned to CPU 0 (this client is
+//! pinned to CPU 1).
 //!
 //! 1. Reload latency: the time from a new `disk_usage.wasm` settling in the
 //!    plugins folder (the rename into place returns) to the end of the first call
@@ -7,6 +8,7 @@
 //!    (`disk_usage` and `disk_usage_next`, which adds `used_percent`) alternate.
 //!    Cached: both are in the artifact cache. Cold: each drop carries a unique
 //!    custom section, so its hash is new and it is compiled.
+//!    Then the same on a server kept busy by 16 workers.
 //! 2. Throughput at concurrency 16 without reloads, then with a reload every
 //!    200 ms (cached, then cold), in the same run; every call must succeed and
 //!    come from one of the two builds.
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 const RELOADS: usize = 24;
+const RELOADS_UNDER_LOAD: usize = 10;
 const RUN: Duration = Duration::from_secs(5);
 
 /// `bytes` with a custom section named `moat-bench` holding `n` appended: the
@@ -166,6 +169,68 @@ async fn throughput(
     (lat.len() as f64 / wall, percentile(&lat, 0.99), failed.load(Ordering::Relaxed))
 }
 
+/// Reload latency while 16 workers keep the server busy: one drop at a time,
+/// timed until a worker's call (started after the drop) is answered by it.
+async fn latencies_under_load(
+    client: Arc<Client>,
+    target: &std::path::Path,
+    builds: &[Vec<u8>; 2],
+    cold: bool,
+    seq: &AtomicU64,
+) -> Vec<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // (the build wanted, the drop time, when a worker first saw it)
+    type Watch = Option<(bool, Instant, Option<Instant>)>;
+    let watch: Arc<std::sync::Mutex<Watch>> = Arc::default();
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, stop, watch) = (client.clone(), stop.clone(), watch.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let got = client.call().await;
+                    assert!(got.is_some(), "a call failed during a reload");
+                    if let Some((want, dropped, seen @ None)) = &mut *watch.lock().unwrap()
+                        && got == Some(*want)
+                        && started > *dropped
+                    {
+                        *seen = Some(Instant::now());
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut out = Vec::new();
+    // Two unmeasured drops leave both builds compiled, as in `latencies`.
+    for i in 0..RELOADS_UNDER_LOAD + 2 {
+        let next = i % 2 == 0;
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        let bytes = &builds[usize::from(!next)];
+        let bytes = if cold { marked(bytes, n) } else { bytes.clone() };
+        common::drop_in(target, &bytes);
+        let dropped = Instant::now();
+        *watch.lock().unwrap() = Some((next, dropped, None));
+        let seen = loop {
+            if let Some((_, _, Some(seen))) = *watch.lock().unwrap() {
+                break seen;
+            }
+            assert!(dropped.elapsed() < Duration::from_secs(60), "reload {i} never served under load");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        if i >= 2 {
+            out.push((seen - dropped).as_secs_f64() * 1e3);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
 fn client(server: &common::Server) -> Arc<Client> {
     Arc::new(Client {
         http: reqwest::Client::builder().tcp_nodelay(true).build().unwrap(),
@@ -204,6 +269,19 @@ fn main() {
 
     let server = common::Server::start(&common::moat_bin(), false, &[]);
     let (target, client) = (server.plugins().join("disk_usage.wasm"), client(&server));
+    rt.block_on(async {
+        for (name, cold) in [("artifact cached", false), ("cold compile", true)] {
+            let l = latencies_under_load(client.clone(), &target, &builds, cold, &seq).await;
+            println!(
+                "{:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                format!("{name}, 1 core, under c=16 load"),
+                percentile(&l, 0.5),
+                percentile(&l, 0.9),
+                percentile(&l, 0.99),
+                l[l.len() - 1]
+            );
+        }
+    });
     let (seq0, (rss0, fds0)) = (seq.load(Ordering::Relaxed), common::rss_and_fds(server.pid));
     rt.block_on(async {
         println!("\nthroughput at concurrency 16, {} s each, server on CPU 0", RUN.as_secs());

@@ -352,6 +352,10 @@ impl Loader {
         took: &mut BTreeMap<PathBuf, f64>,
     ) {
         let before = stamps(path);
+        if before.0.is_none() {
+            // Gone since the folder was listed: the next rescan drops it.
+            return;
+        }
         let known = self.known.get(path);
         if !force && known.is_some_and(|k| k.stamps == before) {
             return;

@@ -31,6 +31,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
+    // Claim SIGHUP first: its default action would end the process during a
+    // long first load.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let config = Config::load(args.config.as_deref())?;
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
@@ -49,7 +52,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let reloads = watch::spawn(shared.clone(), loader, config.plugins.watch && !args.no_watch, shutdown.clone())?;
     shared.set_reloads(reloads.clone());
-    tokio::spawn(reload_on_hangup(reloads));
+    tokio::spawn(reload_on_hangup(hangup, reloads));
 
     if args.stdio {
         let service = MoatServer::new(shared).serve(rmcp::transport::stdio()).await?;
@@ -164,10 +167,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 /// `SIGHUP`: rescan the plugins directory.
-async fn reload_on_hangup(reloads: Reloads) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
-    while hup.recv().await.is_some() {
+async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, reloads: Reloads) {
+    while hangup.recv().await.is_some() {
         tracing::info!("SIGHUP: rescanning the plugins directory");
         reloads.nudge(Trigger::Signal);
     }

@@ -164,6 +164,10 @@ async fn run(
 ) {
     let mut pending = Pending::default();
     let mut watching = watcher.is_some();
+    if watching {
+        // Whatever changed between the first scan and the watch starting.
+        pending.touch(Instant::now());
+    }
     loop {
         let deadline = pending.deadline();
         tokio::select! {
