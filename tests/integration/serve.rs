@@ -11,7 +11,7 @@ use crate::common::{moat, stderr, wasm};
 use crate::server::{Server, modern_request};
 
 #[test]
-fn stdio_serves_initialize_list_and_call() {
+fn stdio_serves_initialize_list_call_and_hot_reload() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
@@ -25,9 +25,14 @@ fn stdio_serves_initialize_list_and_call() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
     let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
-    let mut recv = || -> Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    let recv = || -> Value {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a message from the stdio server");
+        serde_json::from_str(&line).unwrap()
+    };
     send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
     let init = recv();
@@ -41,6 +46,13 @@ fn stdio_serves_initialize_list_and_call() {
     );
     let call = recv();
     assert_eq!(call["result"]["content"][0]["text"], "This is a simple text response for testing.");
+    // Hot reload reaches stdio clients too.
+    std::fs::copy(wasm("trivial"), plugins.join(".trivial.tmp")).unwrap();
+    std::fs::rename(plugins.join(".trivial.tmp"), plugins.join("trivial.wasm")).unwrap();
+    assert_eq!(recv(), json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
+    send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}));
+    let list = recv();
+    assert!(list["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "noop"), "{list}");
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success(), "stdio server exits cleanly when stdin closes: {status}");

@@ -57,8 +57,9 @@ async def main(url, token, plugins, component):
         check("2026-07-28" in found.supported_versions, f"discover: {found.supported_versions}")
         before = await tool_names(legacy)
         check("noop" not in before, f"noop listed before the drop: {sorted(before)}")
-        # Give the legacy session's GET stream a moment to open.
-        await asyncio.sleep(0.3)
+        # Give the legacy session's GET stream a moment to open (what is sent
+        # before it opens is not replayed).
+        await asyncio.sleep(1.0)
 
         async with listen(modern, tools_list_changed=True) as sub:
             events = aiter(sub)
