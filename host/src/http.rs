@@ -169,8 +169,14 @@ fn admin_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// `POST /reload` (admin): rescan the plugins directory now and report.
-async fn reload(State(s): State<Arc<Shared>>) -> Response {
+/// `POST /reload` (admin): rescan the plugins directory now and report. Browsers
+/// send `Origin` on cross-site POSTs; such requests are refused, so a web page
+/// cannot poke the admin port.
+async fn reload(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if headers.contains_key(header::ORIGIN) {
+        return (StatusCode::FORBIDDEN, Json(json!({"error": "requests from browsers are not accepted here"})))
+            .into_response();
+    }
     let Some(reloads) = s.reloads() else {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the reload task is not running"})))
             .into_response();

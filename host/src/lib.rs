@@ -3,7 +3,8 @@
 //! Library layout (see ARCHITECTURE.md): [`config`] parses and validates
 //! `moat.toml` and plugin sidecars; [`runtime`] compiles and runs plugins, one
 //! fresh sandboxed instance per call; [`registry`] loads a plugins folder into an
-//! immutable catalogue.
+//! immutable snapshot and [`watch`] keeps it in step with the folder (hot reload);
+//! [`mcp`] and [`http`] serve the current snapshot.
 
 pub mod auth;
 pub mod config;

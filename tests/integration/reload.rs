@@ -477,6 +477,10 @@ async fn without_watching_sighup_and_moat_reload_rescan() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_for_version(&s, Version::Base).await;
 
+    // A web page cannot trigger it from a browser.
+    let r = reqwest::Client::new().post(format!("{admin}/reload")).header("Origin", "https://evil.example").send();
+    assert_eq!(r.await.unwrap().status(), 403);
+
     // A failure makes `moat reload` exit non-zero, naming the file.
     std::fs::write(s.plugins().join("broken.wasm"), b"nope").unwrap();
     let out = moat(&s.dir.path().join("cache")).args(["reload", "--admin", &admin]).output().unwrap();
