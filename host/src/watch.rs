@@ -105,14 +105,11 @@ pub fn spawn(
 ) -> Result<Reloads, WatchError> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let watcher = if watch {
-        let dir = loader.dir().to_owned();
-        let mut w = notify::recommended_watcher(move |event| {
+        let w = notify::recommended_watcher(move |event| {
             let _ = events_tx.send(event);
         })
-        .map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
-        w.watch(&dir, RecursiveMode::NonRecursive).map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
-        tracing::info!(dir = %dir.display(), "watching the plugins directory");
-        Some(w)
+        .map_err(|source| WatchError::Watch { path: loader.dir().to_owned(), source })?;
+        Some(Folder::watch(w, loader.dir())?)
     } else {
         drop(events_tx);
         None
@@ -159,7 +156,7 @@ async fn run(
     mut loader: Loader,
     mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     mut requests: mpsc::Receiver<Request>,
-    watcher: Option<notify::RecommendedWatcher>,
+    mut watcher: Option<Folder>,
     shutdown: CancellationToken,
 ) {
     let mut pending = Pending::default();
@@ -173,7 +170,16 @@ async fn run(
         tokio::select! {
             () = shutdown.cancelled() => break,
             event = events.recv(), if watching => match event {
-                Some(Ok(event)) => pending.record(&event, Instant::now()),
+                Some(Ok(event)) => match watcher.as_mut().map(|w| w.classify(&event)) {
+                    Some(Seen::Inside) => pending.record(&event, Instant::now()),
+                    Some(Seen::Folder) => {
+                        if let Some(w) = watcher.as_mut() {
+                            w.rewatch();
+                        }
+                        pending.touch(Instant::now());
+                    }
+                    Some(Seen::Elsewhere) | None => {}
+                },
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "plugins directory watcher error; rescanning");
                     pending.touch(Instant::now());
@@ -200,6 +206,75 @@ async fn run(
         }
     }
     drop(watcher);
+}
+
+/// The watched plugins folder. Its parent is watched too, so a folder that is
+/// replaced (a release symlink swapped, `mv new plugins`) or deleted and
+/// recreated is watched again under its name.
+struct Folder {
+    watcher: notify::RecommendedWatcher,
+    /// Absolute, not canonical: a symlink stays the symlink.
+    dir: PathBuf,
+    parent: Option<PathBuf>,
+}
+
+/// Where an event happened.
+enum Seen {
+    /// In the plugins folder.
+    Inside,
+    /// To the plugins folder itself (seen from its parent).
+    Folder,
+    /// To something else in the parent.
+    Elsewhere,
+}
+
+impl Folder {
+    fn watch(mut watcher: notify::RecommendedWatcher, dir: &Path) -> Result<Self, WatchError> {
+        let abs = std::path::absolute(dir).map_err(|e| WatchError::Watch { path: dir.to_owned(), source: e.into() })?;
+        watcher
+            .watch(&abs, RecursiveMode::NonRecursive)
+            .map_err(|source| WatchError::Watch { path: dir.to_owned(), source })?;
+        let parent = abs.parent().map(Path::to_owned);
+        if let Some(p) = &parent
+            && let Err(e) = watcher.watch(p, RecursiveMode::NonRecursive)
+        {
+            tracing::warn!(dir = %p.display(), error = %e, "cannot watch the plugins directory's parent; a replaced plugins directory needs SIGHUP");
+        }
+        tracing::info!(dir = %abs.display(), "watching the plugins directory");
+        Ok(Folder { watcher, dir: abs, parent })
+    }
+
+    fn classify(&self, event: &notify::Event) -> Seen {
+        if matches!(event.kind, EventKind::Access(_)) && event.paths.iter().all(|p| p.parent() != Some(&self.dir)) {
+            // Opening the folder (every rescan does) changes nothing.
+            return Seen::Elsewhere;
+        }
+        let mut seen = Seen::Elsewhere;
+        for path in &event.paths {
+            if path.parent() == Some(&self.dir) {
+                return Seen::Inside;
+            }
+            if path == &self.dir && self.parent.as_deref() != Some(&self.dir) {
+                seen = Seen::Folder;
+            }
+        }
+        if matches!(seen, Seen::Elsewhere) && event.paths.is_empty() {
+            // Queue overflow and the like: assume anything changed.
+            return Seen::Inside;
+        }
+        seen
+    }
+
+    /// Watches whatever now stands at the folder's path.
+    fn rewatch(&mut self) {
+        let _ = self.watcher.unwatch(&self.dir);
+        match self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
+            Ok(()) => tracing::info!(dir = %self.dir.display(), "plugins directory replaced; watching the new one"),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "plugins directory gone; waiting for it to come back")
+            }
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

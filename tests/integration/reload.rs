@@ -530,3 +530,55 @@ async fn a_hundred_reloads_leak_nothing() {
     );
     eprintln!("after 60 reloads: {fds_before} fds, {rss_before} KiB; after 160: {fds_after} fds, {rss_after} KiB");
 }
+
+#[tokio::test]
+async fn a_replaced_or_recreated_plugins_directory_is_followed() {
+    // Release-style layout: `plugins` is a symlink to a release folder.
+    let s = Server::start_with(&["--admin-listen", "127.0.0.1:0"], |plugins| {
+        std::fs::rename(plugins, plugins.with_file_name("release-1")).unwrap();
+        std::os::unix::fs::symlink("release-1", plugins).unwrap();
+    });
+    let root = s.dir.path();
+    assert_eq!(disk_usage(&s).await, Ok(Version::Base));
+    // A new release, swapped in by one rename of the symlink.
+    std::fs::create_dir(root.join("release-2")).unwrap();
+    for f in ["disk_usage.toml", "everything.wasm"] {
+        std::fs::copy(root.join("release-1").join(f), root.join("release-2").join(f)).unwrap();
+    }
+    std::fs::copy(wasm("disk_usage_next"), root.join("release-2/disk_usage.wasm")).unwrap();
+    std::os::unix::fs::symlink("release-2", root.join("plugins.tmp")).unwrap();
+    std::fs::rename(root.join("plugins.tmp"), root.join("plugins")).unwrap();
+    wait_for_version(&s, Version::Next).await;
+    // The old release is no longer watched: changing it changes nothing.
+    std::fs::remove_file(root.join("release-1/everything.wasm")).unwrap();
+    // Deleted: the loaded plugins keep serving. Recreated: watched and loaded again.
+    std::fs::remove_file(root.join("plugins")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(disk_usage(&s).await, Ok(Version::Next), "a missing folder unloads nothing");
+    assert!(tool_names(&s).await.contains(&"test_simple_text".to_owned()));
+    std::fs::create_dir(root.join("plugins")).unwrap();
+    for f in ["disk_usage.toml", "disk_usage.wasm"] {
+        std::fs::copy(root.join("release-1").join(f), root.join("plugins").join(f)).unwrap();
+    }
+    wait_for_version(&s, Version::Base).await;
+    wait_for("everything.wasm (absent from the new folder) to go", async || {
+        !tool_names(&s).await.contains(&"test_simple_text".to_owned())
+    })
+    .await;
+    // And the recreated folder is watched.
+    replace_atomically(&wasm("disk_usage_next"), &root.join("plugins/disk_usage.wasm"));
+    wait_for_version(&s, Version::Next).await;
+    // Idle, nothing rescans (our own reads of the folder are not changes).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let count = async || {
+        let m = metrics(&s).await;
+        m.lines()
+            .filter(|l| l.starts_with("moat_reloads_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    let before = count().await;
+    assert!(before > 0.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count().await, before, "no rescans while nothing changes");
+}
