@@ -298,6 +298,17 @@ impl Pending {
     }
 
     fn record(&mut self, event: &notify::Event, now: Instant) {
+        // Only plugin files and Kubernetes' `..data` links matter: a log file or
+        // an editor's swap file written in the folder does not cause rescans.
+        let relevant = event.paths.is_empty()
+            || event
+                .paths
+                .iter()
+                .filter_map(|p| p.file_name())
+                .any(|n| is_candidate(Path::new(n)) || n.to_str().is_some_and(|n| n.starts_with("..")));
+        if !relevant {
+            return;
+        }
         let names = || event.paths.iter().filter_map(|p| p.file_name()).filter(|n| is_candidate(Path::new(n)));
         match event.kind {
             // Opening and reading (our own reads among them) change nothing.
@@ -380,7 +391,10 @@ mod tests {
         p.record(&event(EventKind::Access(AccessKind::Open(AccessMode::Any)), "a.wasm"), t0);
         assert_eq!(p.deadline(), None, "our own reads must not trigger rescans");
         p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), ".a.toml.swp"), t0);
-        assert_eq!(p.deadline(), Some(t0 + QUIET), "a hidden file counts as activity but is never waited for");
+        p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "server.log"), t0);
+        assert_eq!(p.deadline(), None, "swap files and logs in the folder cause no rescan");
+        p.record(&event(EventKind::Modify(ModifyKind::Name(RenameMode::To)), "..data"), t0);
+        assert_eq!(p.deadline(), Some(t0 + QUIET), "a Kubernetes ..data swap does");
         p.record(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "b.wasm"), t0);
         p.record(&event(EventKind::Remove(RemoveKind::File), "b.wasm"), t0);
         assert_eq!(p.deadline(), Some(t0 + QUIET), "a removed file is not being written");

@@ -439,7 +439,7 @@ async fn editor_and_temp_files_do_not_reload_anything() {
     let component = std::fs::File::options().append(true).open(plugins.join("disk_usage.wasm")).unwrap();
     component.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
     drop(component);
-    wait_for("a rescan", async || rescans().await > start).await;
+    wait_for("a rescan (for the touched component)", async || rescans().await > start).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after_scratch = rescans().await;
     assert_eq!(loads().await, before, "scratch files and a touched component load nothing");
