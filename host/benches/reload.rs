@@ -231,6 +231,12 @@ async fn latencies_under_load(
     out
 }
 
+/// One row of the latency table from sorted milliseconds.
+fn latency_row(case: &str, sorted: &[f64]) {
+    let p = |q| percentile(sorted, q);
+    println!("{case:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", p(0.5), p(0.9), p(0.99), sorted[sorted.len() - 1]);
+}
+
 fn client(server: &common::Server) -> Arc<Client> {
     Arc::new(Client {
         http: reqwest::Client::builder().tcp_nodelay(true).build().unwrap(),
@@ -253,15 +259,7 @@ fn main() {
         let (target, client) = (server.plugins().join("disk_usage.wasm"), client(&server));
         rt.block_on(async {
             for (name, cold) in [("artifact cached", false), ("cold compile", true)] {
-                let l = latencies(&client, &target, &builds, cold, &seq).await;
-                println!(
-                    "{:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                    format!("{name}, {on}"),
-                    percentile(&l, 0.5),
-                    percentile(&l, 0.9),
-                    percentile(&l, 0.99),
-                    l[l.len() - 1]
-                );
+                latency_row(&format!("{name}, {on}"), &latencies(&client, &target, &builds, cold, &seq).await);
             }
         });
         server.stop(false);
@@ -272,14 +270,7 @@ fn main() {
     rt.block_on(async {
         for (name, cold) in [("artifact cached", false), ("cold compile", true)] {
             let l = latencies_under_load(client.clone(), &target, &builds, cold, &seq).await;
-            println!(
-                "{:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                format!("{name}, 1 core, under c=16 load"),
-                percentile(&l, 0.5),
-                percentile(&l, 0.9),
-                percentile(&l, 0.99),
-                l[l.len() - 1]
-            );
+            latency_row(&format!("{name}, 1 core, under c=16 load"), &l);
         }
     });
     let (seq0, (rss0, fds0)) = (seq.load(Ordering::Relaxed), common::rss_and_fds(server.pid));

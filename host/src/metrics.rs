@@ -102,7 +102,7 @@ impl Metrics {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         self.with(|m| {
             *m.reloads.entry((trigger, if ok { "ok" } else { "error" })).or_default() += 1;
-            m.reload_latency.entry("all").or_default().observe(took.as_secs_f64());
+            m.reload_latency.entry(trigger).or_default().observe(took.as_secs_f64());
             m.last_reload_unix_s = now.as_secs_f64();
         });
     }
@@ -167,7 +167,7 @@ impl Metrics {
             &mut out,
             "moat_reload_duration_seconds",
             "Rescan time (reading, compiling, swapping).",
-            "scope",
+            "trigger",
             &m.reload_latency,
         );
         let _ = writeln!(out, "# HELP moat_last_reload_timestamp_seconds When the plugins folder was last rescanned.");

@@ -79,10 +79,7 @@ pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryErro
 /// Whether a file name in the plugins folder can be a plugin or a sidecar.
 pub fn is_candidate(name: &Path) -> bool {
     let Some(name) = name.file_name().and_then(|n| n.to_str()) else { return false };
-    !name.starts_with('.')
-        && !name.ends_with('~')
-        && (name.ends_with(".wasm") || name.ends_with(".toml"))
-        && name.len() > ".wasm".len()
+    !name.starts_with('.') && !name.ends_with('~') && (name.ends_with(".wasm") || name.ends_with(".toml"))
 }
 
 /// What `a` offers that `b` offers too, if anything.
@@ -184,19 +181,13 @@ pub struct ScanReport {
     pub took_ms: f64,
 }
 
-impl ScanReport {
-    /// Whether the scan produced a registry different from the one it started from.
-    pub fn changed(&self) -> bool {
-        !self.loaded.is_empty() || !self.removed.is_empty() || !self.failed.is_empty()
-    }
-}
-
 /// A scan's new registry and its report.
 pub struct Scan {
     pub registry: Registry,
     pub report: ScanReport,
-    /// The failures differ from the previous registry's (one was fixed or found).
-    pub failures_changed: bool,
+    /// The registry differs from the one the scan started from: a version loaded
+    /// or removed, or a failure found or fixed.
+    pub changed: bool,
 }
 
 /// File identity and change stamp, following symlinks: any write, truncation,
@@ -335,10 +326,10 @@ impl Loader {
             }
         }
         report.failed = failures.iter().filter(|f| !current.failures().contains(f)).cloned().collect();
-        let failures_changed = failures != current.failures();
+        let changed = !report.loaded.is_empty() || !report.removed.is_empty() || failures != current.failures();
         report.took_ms = started.elapsed().as_secs_f64() * 1e3;
         log(&report);
-        Ok(Scan { registry: Registry::build(serving, failures, orphans), report, failures_changed })
+        Ok(Scan { registry: Registry::build(serving, failures, orphans), report, changed })
     }
 
     /// Loads `path` again if it changed since the last scan.

@@ -136,7 +136,7 @@ pub async fn reload(shared: &Shared, loader: &mut Loader, trigger: Trigger) -> R
     shared.metrics.plugin_loads(report.loaded.len(), report.failed.len());
     shared.metrics.plugins(scan.registry.plugins().len(), scan.registry.failures().len());
     shared.metrics.reload(trigger.as_str(), true, Duration::from_secs_f64(report.took_ms / 1e3));
-    if report.changed() || scan.failures_changed {
+    if scan.changed {
         let changes = shared.replace_registry(scan.registry);
         tracing::info!(
             trigger = trigger.as_str(),
@@ -215,7 +215,6 @@ struct Folder {
     watcher: notify::RecommendedWatcher,
     /// Absolute, not canonical: a symlink stays the symlink.
     dir: PathBuf,
-    parent: Option<PathBuf>,
 }
 
 /// Where an event happened.
@@ -234,35 +233,26 @@ impl Folder {
         watcher
             .watch(&abs, RecursiveMode::NonRecursive)
             .map_err(|source| WatchError::Watch { path: dir.to_owned(), source })?;
-        let parent = abs.parent().map(Path::to_owned);
-        if let Some(p) = &parent
+        if let Some(p) = abs.parent()
             && let Err(e) = watcher.watch(p, RecursiveMode::NonRecursive)
         {
             tracing::warn!(dir = %p.display(), error = %e, "cannot watch the plugins directory's parent; a replaced plugins directory needs SIGHUP");
         }
         tracing::info!(dir = %abs.display(), "watching the plugins directory");
-        Ok(Folder { watcher, dir: abs, parent })
+        Ok(Folder { watcher, dir: abs })
     }
 
     fn classify(&self, event: &notify::Event) -> Seen {
-        if matches!(event.kind, EventKind::Access(_)) && event.paths.iter().all(|p| p.parent() != Some(&self.dir)) {
-            // Opening the folder (every rescan does) changes nothing.
-            return Seen::Elsewhere;
-        }
-        let mut seen = Seen::Elsewhere;
-        for path in &event.paths {
-            if path.parent() == Some(&self.dir) {
-                return Seen::Inside;
-            }
-            if path == &self.dir && self.parent.as_deref() != Some(&self.dir) {
-                seen = Seen::Folder;
-            }
-        }
-        if matches!(seen, Seen::Elsewhere) && event.paths.is_empty() {
-            // Queue overflow and the like: assume anything changed.
+        if event.paths.is_empty() || event.paths.iter().any(|p| p.parent() == Some(&self.dir)) {
+            // In the folder, or a queue overflow and the like (anything may have changed).
             return Seen::Inside;
         }
-        seen
+        // Opening the folder (every rescan does) changes nothing.
+        if !matches!(event.kind, EventKind::Access(_)) && event.paths.iter().any(|p| p == &self.dir) {
+            Seen::Folder
+        } else {
+            Seen::Elsewhere
+        }
     }
 
     /// Watches whatever now stands at the folder's path.

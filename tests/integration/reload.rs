@@ -58,8 +58,13 @@ async fn wait_for_version(s: &Server, want: Version) {
 
 /// Copies `src` beside `dst` under a hidden name, then renames it over `dst`.
 fn replace_atomically(src: &Path, dst: &Path) {
+    replace_atomically_bytes(dst, &std::fs::read(src).unwrap());
+}
+
+/// Writes `bytes` beside `dst` under a hidden name, then renames it over `dst`.
+fn replace_atomically_bytes(dst: &Path, bytes: &[u8]) {
     let tmp = dst.with_file_name(format!(".{}.tmp", dst.file_name().unwrap().to_string_lossy()));
-    std::fs::copy(src, &tmp).unwrap();
+    std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dst).unwrap();
 }
 
@@ -241,12 +246,6 @@ async fn a_bad_new_version_leaves_the_previous_one_serving() {
         wait_for(&format!("{what} to be cleared"), async || failure(&s, &component).await.is_none()).await;
         assert_eq!(disk_usage(&s).await, Ok(Version::Base));
     }
-}
-
-fn replace_atomically_bytes(dst: &Path, bytes: &[u8]) {
-    let tmp = dst.with_file_name(format!(".{}.tmp", dst.file_name().unwrap().to_string_lossy()));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dst).unwrap();
 }
 
 #[tokio::test]
@@ -476,6 +475,14 @@ async fn without_watching_sighup_and_moat_reload_rescan() {
     let out = moat(&s.dir.path().join("cache")).args(["reload", "--pid", &s.pid().to_string()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_for_version(&s, Version::Base).await;
+
+    // A sidecar-only change reuses the compiled component (the report says how).
+    let sidecar = s.plugins().join("disk_usage.toml");
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    std::fs::write(&sidecar, format!("{text}[limits]\ntimeout_ms = 3000\n")).unwrap();
+    let out = moat(&s.dir.path().join("cache")).args(["reload", "--admin", &admin]).output().unwrap();
+    let line = stdout(&out).lines().find(|l| l.contains("disk_usage.wasm")).map(str::to_owned);
+    assert!(line.as_deref().is_some_and(|l| l.starts_with("replaced") && l.contains("(settings,")), "{}", stdout(&out));
 
     // A web page cannot trigger it from a browser.
     let r = reqwest::Client::new().post(format!("{admin}/reload")).header("Origin", "https://evil.example").send();
