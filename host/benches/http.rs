@@ -104,50 +104,95 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
     lat
 }
 
+/// One measured case: calls/s, p50 and p99 latency (ms), server CPU per call (µs).
+fn measure(rt: &tokio::runtime::Runtime, pid: u32, target: &Arc<Target>, mode: Mode, conc: usize) -> [f64; 4] {
+    let cpu0 = common::cpu_time(pid);
+    let started = Instant::now();
+    let until = started + RUN;
+    let mut lat: Vec<Duration> = rt.block_on(async {
+        let tasks: Vec<_> = (0..conc).map(|_| tokio::spawn(worker(target.clone(), mode, until))).collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let wall = started.elapsed();
+    let cpu = common::cpu_time(pid) - cpu0;
+    lat.sort();
+    let n = lat.len().max(1);
+    let pct = |p: f64| lat[((n as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+    [n as f64 / wall.as_secs_f64(), pct(0.5), pct(0.99), cpu.as_secs_f64() * 1e6 / n as f64]
+}
+
+fn target_of(server: &common::Server) -> Arc<Target> {
+    let key = moat::auth::DevKey::load_or_create(&server.dir.path().join(".moat")).unwrap();
+    Arc::new(Target { url: server.url.clone(), token: server.token.clone(), key })
+}
+
+const CASES: [(&str, Mode); 4] = [
+    ("baseline GET /healthz", Mode::Health),
+    ("tools/call 2026-07-28", Mode::Stateless),
+    ("tools/call 2026, fresh token each", Mode::FreshToken),
+    ("tools/call 2025-11-25", Mode::Session),
+];
+
 fn main() {
     let moat = common::moat_bin();
     let profile = std::env::var("MOAT_BENCH_PERF").is_ok();
-    let server = common::Server::start(&moat, profile, &[]);
-    let (pid, dir) = (server.pid, server.dir.path().to_owned());
-    let (url, token) = (server.url.clone(), server.token.clone());
-    let key = moat::auth::DevKey::load_or_create(&dir.join(".moat")).unwrap();
-    let target = Arc::new(Target { url, token, key });
-    common::pin(1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    common::pin(1);
+    // `cargo xtask bench --against REV`: the same cases against another build,
+    // alternating, in this run.
+    if let Ok(other) = std::env::var("MOAT_BENCH_AGAINST") {
+        return against(&rt, &moat, &other);
+    }
+    let server = common::Server::start(&moat, profile, &[]);
+    let target = target_of(&server);
     println!("{:<40} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
     let mut rows: Vec<Value> = Vec::new();
-    for (name, mode) in [
-        ("baseline GET /healthz", Mode::Health),
-        ("tools/call 2026-07-28", Mode::Stateless),
-        ("tools/call 2026, fresh token each", Mode::FreshToken),
-        ("tools/call 2025-11-25", Mode::Session),
-    ] {
+    for (name, mode) in CASES {
         for conc in [1usize, 16, 64] {
-            let cpu0 = common::cpu_time(pid);
-            let started = Instant::now();
-            let until = started + RUN;
-            let mut lat: Vec<Duration> = rt.block_on(async {
-                let tasks: Vec<_> = (0..conc).map(|_| tokio::spawn(worker(target.clone(), mode, until))).collect();
-                let mut all = Vec::new();
-                for t in tasks {
-                    all.extend(t.await.unwrap());
-                }
-                all
-            });
-            let wall = started.elapsed();
-            let cpu = common::cpu_time(pid) - cpu0;
-            lat.sort();
-            let n = lat.len().max(1);
-            let pct = |p: f64| lat[((n as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
-            let rate = n as f64 / wall.as_secs_f64();
-            let per_call = cpu.as_secs_f64() * 1e6 / n as f64;
+            let [rate, p50, p99, per_call] = measure(&rt, server.pid, &target, mode, conc);
             let case = format!("{name} c={conc}");
-            println!("{case:<40} {rate:>10.0} {:>10.2} {:>10.2} {per_call:>11.0} µs", pct(0.5), pct(0.99));
+            println!("{case:<40} {rate:>10.0} {p50:>10.2} {p99:>10.2} {per_call:>11.0} µs");
             rows.push(json!({"case": case, "calls_per_s": rate, "server_cpu_us_per_call": per_call}));
         }
     }
     auth_cost(&rt, &target.key, &rows);
     server.stop(profile);
+}
+
+/// This build ("new") against `other` ("old"): each case run on both, old then
+/// new then old then new, each server alone on CPU 0; the ratio is new / old of
+/// the better of its two runs.
+fn against(rt: &tokio::runtime::Runtime, new: &str, old: &str) {
+    println!("this build: {new}\nagainst:    {old}");
+    println!(
+        "{:<36} {:>10} {:>10} {:>7} {:>12} {:>12} {:>7}",
+        "case", "old /s", "new /s", "ratio", "old CPU/call", "new CPU/call", "ratio"
+    );
+    for (name, mode) in CASES.into_iter().filter(|(_, m)| *m != Mode::FreshToken) {
+        for conc in [1usize, 16] {
+            let mut best = [[0.0f64, f64::MAX]; 2];
+            for _round in 0..2 {
+                for (i, bin) in [old, new].into_iter().enumerate() {
+                    let server = common::Server::start(bin, false, &[]);
+                    let target = target_of(&server);
+                    let [rate, _, _, cpu] = measure(rt, server.pid, &target, mode, conc);
+                    best[i] = [best[i][0].max(rate), best[i][1].min(cpu)];
+                    server.stop(false);
+                }
+            }
+            let [[old_rate, old_cpu], [new_rate, new_cpu]] = best;
+            println!(
+                "{:<36} {old_rate:>10.0} {new_rate:>10.0} {:>7.3} {old_cpu:>9.1} µs {new_cpu:>9.1} µs {:>7.3}",
+                format!("{name} c={conc}"),
+                new_rate / old_rate,
+                new_cpu / old_cpu
+            );
+        }
+    }
 }
 
 /// What authentication adds to a call, measured in-process against the same

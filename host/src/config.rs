@@ -23,19 +23,70 @@ pub enum ConfigError {
 /// The largest memory cap a plugin may be given, in MiB.
 pub const MAX_MEMORY_MB: u64 = 4096;
 
-/// Limits applied to every call of a plugin.
+/// Limits applied to every call of a plugin, and to what it may declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: u64,
+    /// CPU deadline of one call (time spent waiting for a person's answer excluded).
     pub timeout_ms: u64,
+    /// Wall-clock ceiling of one call, waits for answers included.
+    pub max_wall_ms: u64,
+    /// Bytes of one result (every content item counted as encoded, plus structured content).
     pub max_output_bytes: u64,
+    /// Bytes of one call's arguments, as JSON.
+    pub max_argument_bytes: u64,
+    /// Bytes of everything else one call sends: log and progress messages, questions.
+    pub max_event_bytes: u64,
+    /// Calls of this plugin running at once; more wait briefly, then get "busy".
+    pub max_concurrency: u32,
     /// Per-subject rate limit of each tool without one of its own; none: unlimited.
     pub rate_limit: Option<RateLimit>,
+    pub catalogue: CatalogueLimits,
 }
+
+/// What one plugin may declare: counted and sized at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogueLimits {
+    pub max_tools: u32,
+    pub max_resources: u32,
+    pub max_prompts: u32,
+    /// Bytes of one description (titles and names have fixed, smaller caps).
+    pub max_description_bytes: u32,
+    /// Bytes of one input or output schema, as JSON.
+    pub max_schema_bytes: u32,
+    /// Deadline of the catalogue read at load, independent of `timeout_ms`.
+    pub catalogue_timeout_ms: u64,
+}
+
+impl Default for CatalogueLimits {
+    fn default() -> Self {
+        CatalogueLimits {
+            max_tools: 256,
+            max_resources: 1024,
+            max_prompts: 256,
+            max_description_bytes: 8 << 10,
+            max_schema_bytes: 64 << 10,
+            catalogue_timeout_ms: 2000,
+        }
+    }
+}
+
+/// The most calls of one plugin that may run at once (`max_concurrency`).
+pub const MAX_CONCURRENCY: u32 = 64;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 64 << 20, timeout_ms: 5000, max_output_bytes: 1 << 20, rate_limit: None }
+        Limits {
+            memory_bytes: 64 << 20,
+            timeout_ms: 5000,
+            max_wall_ms: 300_000,
+            max_output_bytes: 1 << 20,
+            max_argument_bytes: 256 << 10,
+            max_event_bytes: 1 << 20,
+            max_concurrency: 16,
+            rate_limit: None,
+            catalogue: CatalogueLimits::default(),
+        }
     }
 }
 
@@ -44,31 +95,75 @@ impl Default for Limits {
 struct RawLimits {
     memory_mb: Option<u64>,
     timeout_ms: Option<u64>,
+    max_wall_ms: Option<u64>,
     max_output_bytes: Option<u64>,
+    max_argument_bytes: Option<u64>,
+    max_event_bytes: Option<u64>,
+    max_concurrency: Option<u32>,
     rate_limit: Option<RateLimit>,
+    max_tools: Option<u32>,
+    max_resources: Option<u32>,
+    max_prompts: Option<u32>,
+    max_description_bytes: Option<u32>,
+    max_schema_bytes: Option<u32>,
+    catalogue_timeout_ms: Option<u64>,
 }
 
 impl RawLimits {
     fn apply(&self, base: Limits, path: &Path) -> Result<Limits, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
+        let in_range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(format!("{key} = {v}: must be between {lo} and {hi}")))
+            }
+        };
         let mut limits = base;
         if let Some(mb) = self.memory_mb {
-            if mb == 0 || mb > MAX_MEMORY_MB {
-                return Err(invalid(format!("memory_mb = {mb}: must be between 1 and {MAX_MEMORY_MB}")));
-            }
-            limits.memory_bytes = mb << 20;
+            limits.memory_bytes = in_range("memory_mb", mb, 1, MAX_MEMORY_MB)? << 20;
         }
         if let Some(ms) = self.timeout_ms {
-            if ms == 0 || ms > 3_600_000 {
-                return Err(invalid(format!("timeout_ms = {ms}: must be between 1 and 3600000")));
-            }
-            limits.timeout_ms = ms;
+            limits.timeout_ms = in_range("timeout_ms", ms, 1, 3_600_000)?;
+        }
+        if let Some(ms) = self.max_wall_ms {
+            limits.max_wall_ms = in_range("max_wall_ms", ms, 1, 24 * 3_600_000)?;
         }
         if let Some(b) = self.max_output_bytes {
-            if b == 0 {
-                return Err(invalid("max_output_bytes must be positive".into()));
+            limits.max_output_bytes = in_range("max_output_bytes", b, 1, 1 << 30)?;
+        }
+        if let Some(b) = self.max_argument_bytes {
+            limits.max_argument_bytes = in_range("max_argument_bytes", b, 2, 64 << 20)?;
+        }
+        if let Some(b) = self.max_event_bytes {
+            limits.max_event_bytes = in_range("max_event_bytes", b, 0, 1 << 30)?;
+        }
+        if let Some(n) = self.max_concurrency {
+            limits.max_concurrency = in_range("max_concurrency", n.into(), 1, MAX_CONCURRENCY.into())? as u32;
+        }
+        let c = &mut limits.catalogue;
+        for (key, raw, slot, hi) in [
+            ("max_tools", self.max_tools, &mut c.max_tools, 10_000),
+            ("max_resources", self.max_resources, &mut c.max_resources, 100_000),
+            ("max_prompts", self.max_prompts, &mut c.max_prompts, 10_000),
+            ("max_description_bytes", self.max_description_bytes, &mut c.max_description_bytes, 1 << 20),
+            ("max_schema_bytes", self.max_schema_bytes, &mut c.max_schema_bytes, 4 << 20),
+        ] {
+            if let Some(v) = raw {
+                *slot = in_range(key, v.into(), 0, hi)? as u32;
             }
-            limits.max_output_bytes = b;
+        }
+        if let Some(ms) = self.catalogue_timeout_ms {
+            c.catalogue_timeout_ms = in_range("catalogue_timeout_ms", ms, 1, 600_000)?;
+        }
+        if limits.max_wall_ms < limits.timeout_ms && self.max_wall_ms.is_none() {
+            limits.max_wall_ms = limits.timeout_ms;
+        }
+        if limits.max_wall_ms < limits.timeout_ms {
+            return Err(invalid(format!(
+                "max_wall_ms = {} is below timeout_ms = {}: the wall-clock ceiling must be at least the deadline",
+                limits.max_wall_ms, limits.timeout_ms
+            )));
         }
         if let Some(rl) = self.rate_limit {
             if rl.per_minute == 0 || rl.burst == 0 {

@@ -142,7 +142,7 @@ fn router(edge: Arc<Edge>, listener: &TcpListener, streams: CancellationToken) -
         .route_layer(middleware::from_fn_with_state(edge.clone(), check_origin));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/readyz", get(readyz))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
         .with_state(edge.clone())
@@ -193,6 +193,15 @@ async fn reload(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     }
 }
 
+/// `GET /readyz`: 200 once the first load of the plugins folder is done.
+async fn readyz(State(edge): State<Arc<Edge>>) -> Response {
+    if edge.shared.reloads().is_some() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading plugins\n").into_response()
+    }
+}
+
 async fn readyz_verbose(State(s): State<Arc<Shared>>) -> Json<Value> {
     let registry = s.registry.load();
     let plugins: Vec<Value> = registry
@@ -210,7 +219,7 @@ async fn readyz_verbose(State(s): State<Arc<Shared>>) -> Json<Value> {
         .collect();
     let (reloads, last) = s.metrics.reload_summary();
     Json(json!({
-        "ready": true,
+        "ready": s.reloads().is_some(),
         "plugins": plugins,
         "failed": registry.failures(),
         "reload": {

@@ -16,4 +16,5 @@ pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod secrets;
+pub mod uri_template;
 pub mod watch;

@@ -17,12 +17,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Limits, PluginSettings};
 use crate::runtime::types::ToolInfo;
 use crate::runtime::{LoadedPlugin, Origin, Runtime};
+use crate::uri_template::UriTemplate;
+
+/// Plugin files loaded at once during a scan.
+const LOAD_CONCURRENCY: usize = 4;
 
 /// A plugin file that could not be loaded (or whose new version was refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,31 +87,57 @@ pub fn is_candidate(name: &Path) -> bool {
     !name.starts_with('.') && !name.ends_with('~') && (name.ends_with(".wasm") || name.ends_with(".toml"))
 }
 
-/// What `a` offers that `b` offers too, if anything.
+/// What `a` offers that `b` offers too, if anything. Tool and prompt names
+/// clash ignoring case (they look alike); a resource clashes with the same URI
+/// or with a template of the other plugin that matches it, and two templates
+/// clash when some URI matches both, since either plugin could then be asked
+/// for the other's resources.
 fn clash(a: &LoadedPlugin, b: &LoadedPlugin) -> Option<String> {
-    a.tools
+    let same = |x: &str, y: &str| x.eq_ignore_ascii_case(y);
+    let templates = |p: &LoadedPlugin| -> Vec<(String, UriTemplate)> {
+        p.resource_templates
+            .iter()
+            .filter_map(|t| UriTemplate::parse(&t.uri_template).ok().map(|u| (t.uri_template.clone(), u)))
+            .collect()
+    };
+    let (ta, tb) = (templates(a), templates(b));
+    let what = a
+        .tools
         .iter()
-        .find(|t| b.tool(&t.name).is_some())
-        .map(|t| format!("tool `{}`", t.name))
-        .or_else(|| {
-            a.resources
-                .iter()
-                .find(|r| b.resources.iter().any(|o| o.uri == r.uri))
-                .map(|r| format!("resource `{}`", r.uri))
+        .find_map(|t| {
+            b.tools.iter().find(|o| same(&o.name, &t.name)).map(|o| (format!("tool `{}`", t.name), o.name.clone()))
         })
         .or_else(|| {
-            a.resource_templates
-                .iter()
-                .find(|r| b.resource_templates.iter().any(|o| o.uri_template == r.uri_template))
-                .map(|r| format!("resource template `{}`", r.uri_template))
+            a.prompts.iter().find_map(|p| {
+                b.prompts
+                    .iter()
+                    .find(|o| same(&o.name, &p.name))
+                    .map(|o| (format!("prompt `{}`", p.name), o.name.clone()))
+            })
         })
         .or_else(|| {
-            a.prompts
-                .iter()
-                .find(|p| b.prompts.iter().any(|o| o.name == p.name))
-                .map(|p| format!("prompt `{}`", p.name))
+            a.resources.iter().find_map(|r| {
+                b.resources
+                    .iter()
+                    .find(|o| o.uri == r.uri)
+                    .map(|o| o.uri.clone())
+                    .or_else(|| tb.iter().find(|(_, t)| t.matches(&r.uri)).map(|(s, _)| format!("template `{s}`")))
+                    .map(|o| (format!("resource `{}`", r.uri), o))
+            })
         })
-        .map(|what| format!("{what} is already provided by {}; refusing {}", b.path.display(), a.path.display()))
+        .or_else(|| {
+            ta.iter().find_map(|(s, t)| {
+                b.resources
+                    .iter()
+                    .find(|o| t.matches(&o.uri))
+                    .map(|o| format!("resource `{}`", o.uri))
+                    .or_else(|| tb.iter().find(|(_, o)| o.overlaps(t)).map(|(o, _)| format!("template `{o}`")))
+                    .map(|o| (format!("resource template `{s}`"), o))
+            })
+        });
+    what.map(|(what, theirs)| {
+        format!("{what} overlaps {theirs}, already provided by {}; refusing {}", b.path.display(), a.path.display())
+    })
 }
 
 impl Registry {
@@ -258,8 +289,29 @@ impl Loader {
         let mut report = ScanReport::default();
         let mut took = BTreeMap::new();
         self.known.retain(|path, _| files.contains(path));
-        for path in &files {
-            self.refresh(runtime, current, path, force, &mut report, &mut took).await;
+        // Files load concurrently: one slow plugin (a long compile, a catalogue
+        // read that runs to its deadline) does not hold up the others.
+        let jobs: Vec<Job> = files.iter().filter_map(|path| self.job(current, path, force)).collect();
+        let done: Vec<(PathBuf, JobOutcome)> = futures_util::stream::iter(jobs)
+            .map(|job| job.run(runtime))
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
+        for (path, outcome) in done {
+            match outcome {
+                JobOutcome::Unchanged(stamps) => {
+                    if let Some(k) = self.known.get_mut(&path) {
+                        k.stamps = stamps;
+                    }
+                }
+                JobOutcome::Unsettled => report.unsettled.push(path),
+                JobOutcome::Loaded { known, took_ms } => {
+                    if let Some(ms) = took_ms {
+                        took.insert(path.clone(), ms);
+                    }
+                    self.known.insert(path, known);
+                }
+            }
         }
 
         // Serving versions stay unless their file is gone or a newer version loads
@@ -332,25 +384,61 @@ impl Loader {
         Ok(Scan { registry: Registry::build(serving, failures, orphans), report, changed })
     }
 
-    /// Loads `path` again if it changed since the last scan.
-    async fn refresh(
-        &mut self,
-        runtime: &Runtime,
-        current: &Registry,
-        path: &Path,
-        force: bool,
-        report: &mut ScanReport,
-        took: &mut BTreeMap<PathBuf, f64>,
-    ) {
+    /// What loading `path` needs, if it changed since the last scan.
+    fn job(&self, current: &Registry, path: &Path, force: bool) -> Option<Job> {
         let before = stamps(path);
-        if before.0.is_none() {
-            // Gone since the folder was listed: the next rescan drops it.
-            return;
-        }
+        // Gone since the folder was listed: the next rescan drops it.
+        before.0?;
         let known = self.known.get(path);
         if !force && known.is_some_and(|k| k.stamps == before) {
-            return;
+            return None;
         }
+        // Compiled components of this file at hand, to reuse for the same content.
+        let compiled = known
+            .and_then(|k| k.outcome.as_ref().ok())
+            .into_iter()
+            .chain(current.plugins().iter().filter(|p| p.path == path))
+            .cloned()
+            .collect();
+        Some(Job {
+            path: path.to_owned(),
+            before,
+            seen: known.map(|k| (k.wasm_hash.clone(), k.sidecar.clone())),
+            compiled,
+            defaults: self.defaults,
+        })
+    }
+}
+
+/// A file to look at again during a scan; jobs run concurrently.
+struct Job {
+    path: PathBuf,
+    before: Stamps,
+    /// Hashes of the content loaded last time.
+    seen: Option<(String, Option<String>)>,
+    compiled: Vec<Arc<LoadedPlugin>>,
+    defaults: Limits,
+}
+
+enum JobOutcome {
+    /// Same content as before: only the stamps are new.
+    Unchanged(Stamps),
+    /// Written to while being read: left for a later scan.
+    Unsettled,
+    Loaded {
+        known: Known,
+        took_ms: Option<f64>,
+    },
+}
+
+impl Job {
+    async fn run(self, runtime: &Runtime) -> (PathBuf, JobOutcome) {
+        let outcome = self.load(runtime).await;
+        (self.path, outcome)
+    }
+
+    async fn load(&self, runtime: &Runtime) -> JobOutcome {
+        let (path, before) = (&self.path, self.before);
         let started = Instant::now();
         let sidecar_path = path.with_extension("toml");
         let read = {
@@ -370,33 +458,18 @@ impl Loader {
         };
         let (bytes, wasm_hash, sidecar) = match read {
             Ok(r) => r,
-            Err(error) => {
-                if stamps(path) == before {
-                    self.known.insert(
-                        path.to_owned(),
-                        Known { stamps: before, wasm_hash: String::new(), sidecar: None, outcome: Err(error) },
-                    );
-                } else {
-                    report.unsettled.push(path.to_owned());
-                }
-                return;
+            Err(error) if stamps(path) == before => {
+                return JobOutcome::Loaded {
+                    known: Known { stamps: before, wasm_hash: String::new(), sidecar: None, outcome: Err(error) },
+                    took_ms: None,
+                };
             }
+            Err(_) => return JobOutcome::Unsettled,
         };
-        if let Some(k) = self.known.get_mut(path)
-            && k.wasm_hash == wasm_hash
-            && k.sidecar == sidecar
-        {
-            k.stamps = before;
-            return;
+        if self.seen.as_ref().is_some_and(|(h, s)| *h == wasm_hash && *s == sidecar) {
+            return JobOutcome::Unchanged(before);
         }
-        // The compiled component of the same content, if one is at hand.
-        let same_component = self
-            .known
-            .get(path)
-            .and_then(|k| k.outcome.as_ref().ok())
-            .filter(|p| p.hash == wasm_hash)
-            .or_else(|| current.plugins().iter().find(|p| p.path == path && p.hash == wasm_hash))
-            .cloned();
+        let same_component = self.compiled.iter().find(|p| p.hash == wasm_hash).cloned();
         let settings = match &sidecar {
             Some(text) => PluginSettings::parse_sidecar(text, &sidecar_path, self.defaults),
             None => Ok(PluginSettings::with_limits(self.defaults)),
@@ -412,13 +485,10 @@ impl Loader {
         };
         if outcome.is_err() && stamps(path) != before {
             // Written to while we read it: wait for the writer to finish.
-            report.unsettled.push(path.to_owned());
-            return;
+            return JobOutcome::Unsettled;
         }
-        if outcome.is_ok() {
-            took.insert(path.to_owned(), started.elapsed().as_secs_f64() * 1e3);
-        }
-        self.known.insert(path.to_owned(), Known { stamps: before, wasm_hash, sidecar, outcome });
+        let took_ms = outcome.is_ok().then(|| started.elapsed().as_secs_f64() * 1e3);
+        JobOutcome::Loaded { known: Known { stamps: before, wasm_hash, sidecar, outcome }, took_ms }
     }
 }
 
@@ -441,11 +511,11 @@ fn log(report: &ScanReport) {
         match &f.serving {
             Some(hash) => tracing::error!(
                 file = %f.path.display(),
-                error = %f.error,
+                error = ?f.error,
                 serving = %&hash[..12],
                 "new plugin version not loaded; the previous version keeps serving"
             ),
-            None => tracing::error!(file = %f.path.display(), error = %f.error, "plugin not loaded"),
+            None => tracing::error!(file = %f.path.display(), error = ?f.error, "plugin not loaded"),
         }
     }
     for path in &report.unsettled {

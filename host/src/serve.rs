@@ -38,23 +38,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
     let shared = Shared::new(runtime, Registry::default(), Arc::new(Metrics::default()));
-    let mut loader = Loader::new(&dir, config.plugins.defaults);
-    watch::reload(&shared, &mut loader, Trigger::Start).await?;
-    let (loaded, first_tool) = {
-        let registry = shared.registry.load();
-        // The ready command calls a tool that needs no arguments.
-        let first_tool = registry
-            .tools()
-            .find(|(_, t)| t.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
-            .map(|(_, t)| t.name.clone());
-        (registry.plugins().len(), first_tool)
-    };
+    let loader = Loader::new(&dir, config.plugins.defaults);
     let shutdown = CancellationToken::new();
-    let reloads = watch::spawn(shared.clone(), loader, config.plugins.watch && !args.no_watch, shutdown.clone())?;
-    shared.set_reloads(reloads.clone());
-    tokio::spawn(reload_on_hangup(hangup, reloads));
+    let watching = config.plugins.watch && !args.no_watch;
 
     if args.stdio {
+        start_reloads(&shared, loader, watching, &shutdown, hangup).await?;
         let service = MoatServer::new(shared).serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
         shutdown.cancel();
@@ -112,16 +101,32 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         authorization_servers: config.auth.as_ref().map(|a| a.authorization_servers.clone()).unwrap_or_default(),
     };
+    // Listen at once; `/readyz` answers 503 until the first load is done.
     let listener = http::bind(listen).await?;
     let admin = match admin_listen {
         Some(a) => Some(http::bind(a).await?),
         None => None,
     };
     let addr = listener.local_addr()?;
+    let admin_addr = admin.as_ref().map(|a| a.local_addr()).transpose()?;
+    let verifier = Arc::new(verifier);
+    verifier.spawn_refresh();
+    let server = tokio::spawn(http::serve(shared.clone(), verifier, options, listener, admin, shutdown.clone()));
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    start_reloads(&shared, loader, watching, &shutdown, hangup).await?;
+    let (loaded, first_tool) = {
+        let registry = shared.registry.load();
+        // The ready command calls a tool that needs no arguments.
+        let first_tool = registry
+            .tools()
+            .find(|(_, t)| t.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
+            .map(|(_, t)| t.name.clone());
+        (registry.plugins().len(), first_tool)
+    };
     let url = format!("http://{addr}/mcp");
     println!("moat: serving MCP at {url} ({loaded} plugins from {})", dir.display());
-    if let Some(a) = &admin {
-        println!("moat: admin (/metrics, /readyz?verbose) at http://{}", a.local_addr()?);
+    if let Some(a) = admin_addr {
+        println!("moat: admin (/metrics, /readyz?verbose) at http://{a}");
     }
     if let Some(key) = &dev_key {
         let token = key.mint("dev", DEV_SCOPES, Duration::from_secs(24 * 3600)).map_err(anyhow::Error::msg)?;
@@ -130,11 +135,24 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             println!("moat: try it:\n{}", ready_command(&url, &token, tool));
         }
     }
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    let verifier = Arc::new(verifier);
-    verifier.spawn_refresh();
-    http::serve(shared, verifier, options, listener, admin, shutdown).await?;
+    server.await.context("the HTTP server task failed")??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first load (plugins load concurrently), then the reload task and
+/// `SIGHUP`; the server counts as ready from here on.
+async fn start_reloads(
+    shared: &Arc<Shared>,
+    mut loader: Loader,
+    watching: bool,
+    shutdown: &CancellationToken,
+    hangup: tokio::signal::unix::Signal,
+) -> Result<()> {
+    watch::reload(shared, &mut loader, Trigger::Start).await?;
+    let reloads = watch::spawn(shared.clone(), loader, watching, shutdown.clone())?;
+    shared.set_reloads(reloads.clone());
+    tokio::spawn(reload_on_hangup(hangup, reloads));
+    Ok(())
 }
 
 /// A curl command that calls `tool` with no arguments (2026-07-28, stateless).

@@ -5,6 +5,7 @@ mod common;
 mod server;
 
 mod auth;
+mod bounded;
 mod cache;
 mod cli;
 mod first_party;

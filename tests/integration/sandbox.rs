@@ -221,7 +221,8 @@ async fn a_flood_on_stderr_does_not_kill_the_plugin() {
 async fn output_cap_is_enforced() {
     let p = load("hostile", limits(|l| l.max_output_bytes = 1000)).await;
     let err = call(&p, "big_output", json!({"n": 5000})).await.unwrap_err();
-    assert_eq!(err, CallError::OutputTooLarge { size: 5000, limit: 1000 });
+    // The text plus the cost of one item on the wire.
+    assert_eq!(err, CallError::OutputTooLarge { size: 5000 + moat::runtime::types::ITEM_OVERHEAD, limit: 1000 });
     assert!(err.to_string().contains("exceeds the limit of 1000 bytes"));
     assert_eq!(text(call(&p, "big_output", json!({"n": 10})).await).len(), 10);
 }
@@ -272,7 +273,7 @@ async fn bad_arguments_are_refused_before_the_plugin_runs() {
 async fn plugin_logs_reach_the_caller() {
     let t = Tree::new();
     let p = t.plugin(DirMode::Rw).await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(moat::runtime::EVENT_QUEUE);
     let ctx = CallContext { events: Some(tx), ..Default::default() };
     runtime().call_tool(&p, "touch", &json!({"path": "/data/x", "count": 1}), &ctx).await.unwrap();
     match rx.try_recv().expect("a log event") {

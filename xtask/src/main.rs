@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "demo" => demo(),
         "bench-runtime" => bench_runtime(),
-        "bench" => bench_http(),
+        "bench" => bench_http(rest),
         "bench-reload" => bench_reload(),
         _ => {
             eprintln!(
@@ -26,7 +26,8 @@ fn main() -> Result<()> {
                  commands:\n  \
                  demo            build everything and start a dev server (prints a token and a command)\n  \
                  test [ARGS]     build plugins, run every test, then the interop suite (ARGS go to cargo test)\n  \
-                 bench           HTTP load on a release server: calls/s, p50/p99, CPU per call\n  \
+                 bench           HTTP load on a release server: calls/s, p50/p99, CPU per call;\n                  \
+                 `bench --against REV` runs the cases on this build and on revision REV, with ratios\n  \
                  bench-reload    hot reload: latency to the first call on a new build, calls/s while reloading\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
@@ -191,11 +192,48 @@ fn demo() -> Result<()> {
         .current_dir(&here))
 }
 
-/// Load against a release `moat serve`: both eras, concurrency 1/16/64.
-fn bench_http() -> Result<()> {
+/// Load against a release `moat serve`: both eras, concurrency 1/16/64. With
+/// `--against REV`, the same cases against a release build of that revision
+/// (built in a git worktree under `target/`), alternating, with ratios.
+fn bench_http(args: &[String]) -> Result<()> {
     let wasm = build_plugins()?;
+    let against = match args {
+        [] => None,
+        [flag, rev] if flag == "--against" => Some(build_revision(rev)?),
+        _ => bail!("usage: cargo xtask bench [--against REV]"),
+    };
     run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
-    run(cargo().args(["bench", "-p", "moat", "--bench", "http"]).env("MOAT_TEST_WASM_DIR", &wasm))
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "moat", "--bench", "http"]).env("MOAT_TEST_WASM_DIR", &wasm);
+    if let Some(bin) = against {
+        cmd.env("MOAT_BENCH_AGAINST", bin);
+    }
+    run(&mut cmd)
+}
+
+/// A release `moat` built from git revision `rev`; returns the binary's path.
+/// The worktree shares this checkout's target directory, so only what differs
+/// is compiled; the binary is copied out before this build overwrites it.
+fn build_revision(rev: &str) -> Result<PathBuf> {
+    let out = Command::new("git").args(["rev-parse", "--short", rev]).current_dir(root()).output()?;
+    if !out.status.success() {
+        bail!("unknown git revision `{rev}`");
+    }
+    let short = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let base = root().join("target/bench-against");
+    let tree = base.join(&short);
+    if !tree.exists() {
+        std::fs::create_dir_all(&base)?;
+        run(Command::new("git").args(["worktree", "add", "--detach"]).arg(&tree).arg(&short).current_dir(root()))?;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    run(Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "-p", "moat", "--bin", "moat"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&tree))?;
+    let bin = base.join(format!("moat-{short}"));
+    std::fs::copy(target.join("release/moat"), &bin)?;
+    Ok(bin)
 }
 
 fn bench_reload() -> Result<()> {

@@ -29,11 +29,16 @@ use crate::metrics::Metrics;
 use crate::policy;
 use crate::registry::Registry;
 use crate::runtime::types::{LogLevel, PluginEvent};
-use crate::runtime::{CallContext, CallError, Runtime};
+use crate::runtime::{CallContext, CallError, EVENT_QUEUE, Runtime, shown};
+use crate::uri_template::UriTemplate;
 use bridge::{InputBridge, PeerBridge, StateBlob};
 
 /// Items per page of a list result.
 const PAGE_SIZE: usize = 100;
+/// Longest resource URI a client may ask for.
+const MAX_URI_BYTES: usize = 2048;
+/// Longest a finished call waits to hand its last queued events to a slow client.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What changed in the catalogue, for list_changed notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,43 +283,41 @@ fn mcp_level(l: LogLevel) -> LoggingLevel {
     }
 }
 
-fn page<T: Clone>(items: Vec<T>, cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), ErrorData> {
+/// One page of the items `visible` admits, starting at `cursor` (an index into
+/// `items`): the work is proportional to the page, not to the whole list.
+fn page<T, U>(
+    items: &[T],
+    cursor: Option<&str>,
+    visible: impl Fn(&T) -> bool,
+    convert: impl Fn(&T) -> U,
+) -> Result<(Vec<U>, Option<String>), ErrorData> {
     let start = match cursor {
         None => 0,
         Some(c) => c
             .parse::<usize>()
             .ok()
             .filter(|&i| i <= items.len())
-            .ok_or_else(|| ErrorData::invalid_params(format!("invalid cursor `{c}`"), None))?,
+            .ok_or_else(|| ErrorData::invalid_params(format!("invalid cursor `{}`", shown(c)), None))?,
     };
-    let end = (start + PAGE_SIZE).min(items.len());
-    let next = (end < items.len()).then(|| end.to_string());
-    Ok((items[start..end].to_vec(), next))
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < items.len() && out.len() < PAGE_SIZE {
+        if visible(&items[at]) {
+            out.push(convert(&items[at]));
+        }
+        at += 1;
+    }
+    let next = (at < items.len()).then(|| at.to_string());
+    Ok((out, next))
 }
 
 fn cursor(r: &Option<PaginatedRequestParams>) -> Option<&str> {
     r.as_ref().and_then(|p| p.cursor.as_deref())
 }
 
-/// Matches `uri` against a template of `{var}` (one segment) and `{+var}` (any
-/// text) expressions.
+/// Whether `uri` matches `template` (linear in the URI; see [`UriTemplate`]).
 fn template_matches(template: &str, uri: &str) -> bool {
-    fn go(t: &str, u: &str) -> bool {
-        match t.find('{') {
-            None => t == u,
-            Some(i) => {
-                let Some(rest) = u.strip_prefix(&t[..i]) else { return false };
-                let Some(close) = t[i..].find('}') else { return false };
-                let (expr, after) = (&t[i + 1..i + close], &t[i + close + 1..]);
-                let reserved = expr.starts_with('+');
-                (1..=rest.len()).filter(|&n| rest.is_char_boundary(n)).any(|n| {
-                    let value = &rest[..n];
-                    (reserved || !value.contains('/')) && go(after, &rest[n..])
-                })
-            }
-        }
-    }
-    go(template, uri)
+    UriTemplate::parse(template).is_ok_and(|t| t.matches(uri))
 }
 
 fn call_error(e: &CallError) -> ErrorData {
@@ -343,6 +346,7 @@ fn outcome(r: &Result<impl Sized, CallError>) -> &'static str {
         Err(CallError::BadOutput(_)) => "bad_output",
         Err(CallError::InputRequired) => "input_required",
         Err(CallError::MissingCapability(_)) => "missing_capability",
+        Err(CallError::Busy(_)) => "busy",
         Err(CallError::Host(_)) => "host_error",
     }
 }
@@ -390,7 +394,7 @@ impl MoatServer {
     async fn run_call<T>(
         &self,
         cx: &RequestContext<RoleServer>,
-        rx: mpsc::UnboundedReceiver<PluginEvent>,
+        rx: mpsc::Receiver<PluginEvent>,
         call: impl Future<Output = Result<T, CallError>>,
     ) -> Result<Result<T, CallError>, ErrorData> {
         let _counted = InFlight::new(&self.shared.in_flight);
@@ -401,20 +405,33 @@ impl MoatServer {
         } else {
             *self.session.log_level.lock().unwrap_or_else(|e| e.into_inner())
         };
+        // Events are relayed beside the call, never instead of it: a client
+        // that reads slowly holds up only its own events (queued, then
+        // dropped), while the call and its deadline run on.
         let mut call = std::pin::pin!(call);
+        let mut sending: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
         let result = loop {
             tokio::select! {
                 biased;
                 () = cx.ct.cancelled() => {
                     return Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None));
                 }
-                Some(event) = rx.recv() => self.relay(cx, event, progress_token.as_ref(), min_level).await,
                 r = call.as_mut() => break r,
+                () = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => sending = None,
+                Some(event) = rx.recv(), if sending.is_none() => {
+                    sending = Some(Box::pin(self.relay(cx, event, progress_token.as_ref(), min_level)));
+                }
             }
         };
-        while let Ok(event) = rx.try_recv() {
-            self.relay(cx, event, progress_token.as_ref(), min_level).await;
-        }
+        let flush = async {
+            if let Some(s) = sending {
+                s.await;
+            }
+            while let Ok(event) = rx.try_recv() {
+                self.relay(cx, event, progress_token.as_ref(), min_level).await;
+            }
+        };
+        let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
         Ok(result)
     }
 
@@ -455,8 +472,8 @@ impl MoatServer {
         &self,
         cx: &RequestContext<RoleServer>,
         inputs: Inputs,
-    ) -> (CallContext, mpsc::UnboundedReceiver<PluginEvent>, Option<Arc<InputBridge>>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> (CallContext, mpsc::Receiver<PluginEvent>, Option<Arc<InputBridge>>) {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let caps = bridge::capabilities(cx.client_capabilities());
         let (client, input): (Arc<dyn crate::runtime::types::ClientBridge>, _) = if stateless(cx) {
             let b = Arc::new(InputBridge::new(caps, inputs.answers));
@@ -532,14 +549,12 @@ impl ServerHandler for MoatServer {
         // Only what the caller may call: the list varies by token, not by connection.
         let who = caller(&cx);
         let c = self.shared.catalogue.load();
-        let tools: Vec<Tool> = c
-            .tools
-            .iter()
-            .zip(&c.access)
-            .filter(|(_, a)| policy::permits(who.as_ref(), &a.scopes))
-            .map(|(t, _)| t.clone())
-            .collect();
-        let (tools, next) = page(tools, cursor(&r))?;
+        let (tools, next) = page(
+            &c.tools,
+            cursor(&r),
+            |t| c.index.get(t.name.as_ref()).is_some_and(|&i| policy::permits(who.as_ref(), &c.access[i].scopes)),
+            Tool::clone,
+        )?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
@@ -601,7 +616,8 @@ impl ServerHandler for MoatServer {
                 | CallError::MemoryLimit(_)
                 | CallError::OutputTooLarge { .. }
                 | CallError::Crashed(_)
-                | CallError::BadOutput(_)),
+                | CallError::BadOutput(_)
+                | CallError::Busy(_)),
             ) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into()),
             Err(e) => Err(call_error(&e)),
         }
@@ -613,14 +629,14 @@ impl ServerHandler for MoatServer {
         cx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let who = caller(&cx);
-        let all: Vec<Resource> = self
-            .registry()
-            .plugins()
-            .iter()
-            .filter(|p| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.resources)))
-            .flat_map(|p| p.resources.iter().map(convert::resource))
-            .collect();
-        let (items, next) = page(all, cursor(&r))?;
+        let registry = self.registry();
+        let all: Vec<_> = registry.plugins().iter().flat_map(|p| p.resources.iter().map(move |r| (p, r))).collect();
+        let (items, next) = page(
+            &all,
+            cursor(&r),
+            |(p, _)| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.resources)),
+            |(_, r)| convert::resource(r),
+        )?;
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -632,14 +648,15 @@ impl ServerHandler for MoatServer {
         cx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let who = caller(&cx);
-        let all: Vec<ResourceTemplate> = self
-            .registry()
-            .plugins()
-            .iter()
-            .filter(|p| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.resources)))
-            .flat_map(|p| p.resource_templates.iter().map(convert::resource_template))
-            .collect();
-        let (items, next) = page(all, cursor(&r))?;
+        let registry = self.registry();
+        let all: Vec<_> =
+            registry.plugins().iter().flat_map(|p| p.resource_templates.iter().map(move |t| (p, t))).collect();
+        let (items, next) = page(
+            &all,
+            cursor(&r),
+            |(p, _)| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.resources)),
+            |(_, t)| convert::resource_template(t),
+        )?;
         let mut result = ListResourceTemplatesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -650,6 +667,9 @@ impl ServerHandler for MoatServer {
         r: ReadResourceRequestParams,
         cx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if r.uri.len() > MAX_URI_BYTES {
+            return Err(ErrorData::invalid_params(format!("the URI is longer than {MAX_URI_BYTES} bytes"), None));
+        }
         let registry = self.registry();
         let plugins = registry.plugins();
         let plugin = plugins
@@ -687,14 +707,14 @@ impl ServerHandler for MoatServer {
         cx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let who = caller(&cx);
-        let all: Vec<Prompt> = self
-            .registry()
-            .plugins()
-            .iter()
-            .filter(|p| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.prompts)))
-            .flat_map(|p| p.prompts.iter().map(convert::prompt))
-            .collect();
-        let (items, next) = page(all, cursor(&r))?;
+        let registry = self.registry();
+        let all: Vec<_> = registry.plugins().iter().flat_map(|p| p.prompts.iter().map(move |pr| (p, pr))).collect();
+        let (items, next) = page(
+            &all,
+            cursor(&r),
+            |(p, _)| policy::permits(who.as_ref(), &policy::content_scopes(&p.settings.prompts)),
+            |(_, pr)| convert::prompt(pr),
+        )?;
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)

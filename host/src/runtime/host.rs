@@ -1,9 +1,8 @@
 //! Per-call store state and the host side of the plugin's imports: log, progress,
 //! volume-stats and client (elicitation, sampling).
 
-use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
@@ -11,15 +10,23 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::v0_1::moat::plugin::{caller, client, log, progress, types, volume_stats};
 use super::types::{Answer, AskOutcome, ClientBridge, ClientCapabilities, ElicitAction, LogLevel, PluginEvent};
-use super::types::{PromptMessage, Question, SamplingRequest};
+use super::types::{Content, PromptMessage, Question, SamplingRequest};
 use crate::config::DirGrant;
 
 /// Most log or progress events one call may send; the rest are dropped.
 const MAX_EVENTS_PER_CALL: u32 = 10_000;
-/// Longest log message kept; longer ones are cut.
-const MAX_LOG_BYTES: usize = 16 * 1024;
+/// Longest log or progress message kept; longer ones are cut.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// What an event costs beyond its message: the JSON-RPC notification around it.
+const EVENT_OVERHEAD: u64 = 64;
+/// Plugin log lines one call may write to the host's log; the rest are counted
+/// and reported in one line when the call ends.
+const MAX_HOST_LOG_LINES_PER_CALL: u32 = 50;
+/// Questions one round may hold, and one call may ask in all.
+pub const MAX_QUESTIONS_PER_ROUND: usize = 16;
+pub const MAX_QUESTIONS_PER_CALL: u32 = 64;
 
-/// Raised (as a trap) when a call passes its deadline.
+/// Raised (as a trap) when a call passes its deadline or wall-clock ceiling.
 #[derive(Debug, thiserror::Error)]
 #[error("timed out after {0} ms")]
 pub struct DeadlineExceeded(pub u64);
@@ -38,22 +45,71 @@ pub struct MemoryLimitExceeded {
 #[error("the tool needs input from the client")]
 pub struct InputRequired;
 
-/// A call's deadline, read by the epoch callback and by the timer around the
-/// call; pushed back while the plugin waits for the client.
+/// A call's two clocks: the deadline (`timeout_ms`), which stands still while
+/// the call waits for a person's answer, and the wall-clock ceiling
+/// (`max_wall_ms`), which never moves. Read by the epoch callback and by the
+/// timer around the call.
 #[derive(Clone)]
-pub struct SharedDeadline(Arc<std::sync::Mutex<Instant>>);
+pub struct SharedDeadline(Arc<std::sync::Mutex<Clocks>>);
+
+struct Clocks {
+    deadline: Instant,
+    paused_since: Option<Instant>,
+    ceiling: Instant,
+    timeout_ms: u64,
+    wall_ms: u64,
+}
 
 impl SharedDeadline {
-    pub fn new(at: Instant) -> Self {
-        SharedDeadline(Arc::new(std::sync::Mutex::new(at)))
+    pub fn new(started: Instant, timeout_ms: u64, wall_ms: u64) -> Self {
+        SharedDeadline(Arc::new(std::sync::Mutex::new(Clocks {
+            deadline: started + Duration::from_millis(timeout_ms),
+            paused_since: None,
+            ceiling: started + Duration::from_millis(wall_ms),
+            timeout_ms,
+            wall_ms,
+        })))
     }
 
-    pub fn get(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clocks> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn extend(&self, by: std::time::Duration) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    /// When the call should next be looked at: its deadline, or the ceiling
+    /// while it waits for an answer.
+    pub fn next_check(&self) -> Instant {
+        let c = self.lock();
+        if c.paused_since.is_some() { c.ceiling } else { c.deadline.min(c.ceiling) }
+    }
+
+    /// The limit (in ms) the call has passed at `now`, if any.
+    pub fn expired(&self, now: Instant) -> Option<u64> {
+        let c = self.lock();
+        if now >= c.ceiling {
+            return Some(c.wall_ms);
+        }
+        (c.paused_since.is_none() && now >= c.deadline).then_some(c.timeout_ms)
+    }
+
+    fn pause(&self) {
+        let mut c = self.lock();
+        c.paused_since.get_or_insert_with(Instant::now);
+    }
+
+    fn resume(&self) {
+        let mut c = self.lock();
+        if let Some(since) = c.paused_since.take() {
+            c.deadline += since.elapsed();
+        }
+    }
+}
+
+/// Resumes the deadline when a wait for an answer ends, however it ends.
+struct Paused<'a>(&'a SharedDeadline);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
     }
 }
 
@@ -106,12 +162,63 @@ pub struct CallState {
     pub(super) limiter: MemoryLimiter,
     pub(super) plugin: Arc<str>,
     pub(super) grants: Arc<[DirGrant]>,
-    pub(super) events: Option<mpsc::UnboundedSender<PluginEvent>>,
-    pub(super) events_sent: u32,
+    pub(super) events: Option<mpsc::Sender<PluginEvent>>,
+    pub(super) budget: Budget,
     pub(super) deadline: SharedDeadline,
-    pub(super) timeout_ms: u64,
     pub(super) client: Option<Arc<dyn ClientBridge>>,
     pub(super) identity: Option<super::types::Identity>,
+    /// The plugin's allowance of lines in the host's log, shared by its calls.
+    pub(super) host_log: Arc<HostLogRate>,
+}
+
+/// What one call may still send, and what it was refused.
+pub struct Budget {
+    pub event_bytes_left: u64,
+    pub events_sent: u32,
+    pub events_dropped: u32,
+    pub host_lines_left: u32,
+    pub host_lines_suppressed: u32,
+    pub questions_asked: u32,
+}
+
+impl Budget {
+    pub fn new(event_bytes: u64) -> Self {
+        Budget {
+            event_bytes_left: event_bytes,
+            events_sent: 0,
+            events_dropped: 0,
+            host_lines_left: MAX_HOST_LOG_LINES_PER_CALL,
+            host_lines_suppressed: 0,
+            questions_asked: 0,
+        }
+    }
+
+    /// Takes `bytes` from the event budget, if there is that much left.
+    fn spend(&mut self, bytes: u64) -> bool {
+        if bytes > self.event_bytes_left {
+            return false;
+        }
+        self.event_bytes_left -= bytes;
+        true
+    }
+}
+
+/// Lines per second (and burst) one plugin may write to the host's log across
+/// all its calls.
+pub struct HostLogRate(governor::DefaultDirectRateLimiter);
+
+impl HostLogRate {
+    pub fn new() -> Self {
+        let quota = governor::Quota::per_second(std::num::NonZeroU32::new(20).expect("non-zero"))
+            .allow_burst(std::num::NonZeroU32::new(200).expect("non-zero"));
+        HostLogRate(governor::RateLimiter::direct(quota))
+    }
+}
+
+impl Default for HostLogRate {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl WasiView for CallState {
@@ -121,14 +228,60 @@ impl WasiView for CallState {
 }
 
 impl CallState {
-    fn emit(&mut self, event: PluginEvent) {
-        if self.events_sent >= MAX_EVENTS_PER_CALL {
+    /// Sends an event to the client if the call's budgets allow; never blocks
+    /// (a client that does not read loses events, it never stalls the plugin).
+    fn emit(&mut self, event: PluginEvent, bytes: u64) {
+        let b = &mut self.budget;
+        if b.events_sent >= MAX_EVENTS_PER_CALL || !b.spend(bytes + EVENT_OVERHEAD) {
+            b.events_dropped += 1;
             return;
         }
-        self.events_sent += 1;
-        if let Some(tx) = &self.events {
-            let _ = tx.send(event);
+        b.events_sent += 1;
+        if let Some(tx) = &self.events
+            && tx.try_send(event).is_err()
+        {
+            b.events_dropped += 1;
         }
+    }
+
+    /// Whether one more plugin line may go to the host's log.
+    fn host_line(&mut self) -> bool {
+        let b = &mut self.budget;
+        if b.host_lines_left > 0 && self.host_log.0.check().is_ok() {
+            b.host_lines_left -= 1;
+            true
+        } else {
+            b.host_lines_suppressed += 1;
+            false
+        }
+    }
+}
+
+impl Drop for CallState {
+    fn drop(&mut self) {
+        let b = &self.budget;
+        if b.host_lines_suppressed > 0 {
+            tracing::warn!(
+                plugin = %self.plugin,
+                suppressed = b.host_lines_suppressed,
+                "plugin log lines left out of the host log (at most {MAX_HOST_LOG_LINES_PER_CALL} per call, 20/s per plugin)"
+            );
+        }
+        if b.events_dropped > 0 {
+            tracing::debug!(plugin = %self.plugin, dropped = b.events_dropped, "plugin events over the call's budget dropped");
+        }
+    }
+}
+
+/// Cuts `message` to [`MAX_MESSAGE_BYTES`] on a character boundary.
+fn cut(message: &mut String) {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut at = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(at) {
+            at -= 1;
+        }
+        message.truncate(at);
+        message.push('…');
     }
 }
 
@@ -136,64 +289,62 @@ impl types::Host for CallState {}
 
 impl log::Host for CallState {
     fn log(&mut self, level: log::Level, mut message: String) {
-        if message.len() > MAX_LOG_BYTES {
-            let mut cut = MAX_LOG_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
-        let plugin = &*self.plugin;
+        cut(&mut message);
         let level = match level {
-            log::Level::Debug => {
-                tracing::debug!(plugin, message = %message, "plugin log");
-                LogLevel::Debug
-            }
-            log::Level::Info => {
-                tracing::info!(plugin, message = %message, "plugin log");
-                LogLevel::Info
-            }
-            log::Level::Notice => {
-                tracing::info!(plugin, message = %message, "plugin log");
-                LogLevel::Notice
-            }
-            log::Level::Warning => {
-                tracing::warn!(plugin, message = %message, "plugin log");
-                LogLevel::Warning
-            }
-            log::Level::Error => {
-                tracing::error!(plugin, message = %message, "plugin log");
-                LogLevel::Error
-            }
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Notice => LogLevel::Notice,
+            log::Level::Warning => LogLevel::Warning,
+            log::Level::Error => LogLevel::Error,
         };
-        self.emit(PluginEvent::Log { level, message });
+        // Plugin text is logged escaped (`?`): a newline or an escape sequence
+        // in it can never start a line of its own or fake a field.
+        if self.host_line() {
+            let plugin = &*self.plugin;
+            match level {
+                LogLevel::Debug => tracing::debug!(plugin, message = ?message, "plugin log"),
+                LogLevel::Info | LogLevel::Notice => tracing::info!(plugin, message = ?message, "plugin log"),
+                LogLevel::Warning => tracing::warn!(plugin, message = ?message, "plugin log"),
+                LogLevel::Error => tracing::error!(plugin, message = ?message, "plugin log"),
+            }
+        }
+        let bytes = message.len() as u64;
+        self.emit(PluginEvent::Log { level, message }, bytes);
     }
 }
 
 impl progress::Host for CallState {
-    fn report(&mut self, progress: f64, total: Option<f64>, message: Option<String>) {
+    fn report(&mut self, progress: f64, total: Option<f64>, mut message: Option<String>) {
         if !progress.is_finite() || total.is_some_and(|t| !t.is_finite()) {
             return;
         }
-        self.emit(PluginEvent::Progress { progress, total, message });
+        if let Some(m) = &mut message {
+            cut(m);
+        }
+        let bytes = message.as_ref().map_or(0, |m| m.len() as u64);
+        self.emit(PluginEvent::Progress { progress, total, message }, bytes);
     }
 }
 
 impl volume_stats::Host for CallState {
     fn stat(&mut self, path: String) -> Result<volume_stats::Stats, volume_stats::StatsError> {
-        let host = resolve_granted(&self.grants, &path)?;
-        let s = statvfs(&host).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => volume_stats::StatsError::NotFound(path.clone()),
-            _ => volume_stats::StatsError::Io(format!("{path}: {e}")),
-        })?;
-        Ok(s)
+        let fd = open_granted(&self.grants, &path)?;
+        let s = rustix::fs::fstatvfs(&fd).map_err(|e| volume_stats::StatsError::Io(format!("{path}: {e}")))?;
+        Ok(volume_stats::Stats {
+            total_bytes: s.f_blocks * s.f_frsize,
+            free_bytes: s.f_bfree * s.f_frsize,
+            available_bytes: s.f_bavail * s.f_frsize,
+        })
     }
 }
 
-/// Maps a guest path to the host path it names, if it lies inside a grant, with
-/// symbolic links resolved and checked to stay inside that grant.
-pub fn resolve_granted(grants: &[DirGrant], guest: &str) -> Result<PathBuf, volume_stats::StatsError> {
+/// Opens (as an `O_PATH` handle) what a guest path names, if it lies inside a
+/// grant. The kernel resolves the path beneath the grant's directory (`openat2`
+/// with `RESOLVE_BENEATH`): symbolic links are followed only while they stay
+/// inside, and the handle is what gets used, so nothing can swap a path for a
+/// link between the check and the use.
+pub fn open_granted(grants: &[DirGrant], guest: &str) -> Result<rustix::fd::OwnedFd, volume_stats::StatsError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
     use volume_stats::StatsError;
     let not_granted = || StatsError::NotGranted(format!("{guest} is outside the granted directories"));
     if !guest.starts_with('/') {
@@ -221,36 +372,21 @@ pub fn resolve_granted(grants: &[DirGrant], guest: &str) -> Result<PathBuf, volu
     let Some((depth, grant)) = grant else {
         return Err(not_granted());
     };
-    let host = parts[depth..].iter().fold(grant.host.clone(), |p, part| p.join(part));
-    let real = std::fs::canonicalize(&host).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => StatsError::NotFound(guest.to_owned()),
-        _ => StatsError::Io(format!("{guest}: {e}")),
-    })?;
-    if !real.starts_with(&grant.host) || real.components().any(|c| c == Component::ParentDir) {
-        return Err(StatsError::NotGranted(format!("{guest} resolves outside the granted directory")));
+    let io = |e: rustix::io::Errno| match e {
+        rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => StatsError::NotFound(guest.to_owned()),
+        rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => {
+            StatsError::NotGranted(format!("{guest} resolves outside the granted directory"))
+        }
+        e => StatsError::Io(format!("{guest}: {e}")),
+    };
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let root = rustix::fs::open(&grant.host, flags | OFlags::DIRECTORY, Mode::empty()).map_err(io)?;
+    let rest = parts[depth..].join("/");
+    if rest.is_empty() {
+        return Ok(root);
     }
-    Ok(real)
-}
-
-fn statvfs(path: &Path) -> std::io::Result<volume_stats::Stats> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c_path` is NUL-terminated and `s` is writable memory of the right
-    // size, initialised by statvfs when it returns 0.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), s.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0.
-    let s = unsafe { s.assume_init() };
-    let frsize = s.f_frsize;
-    Ok(volume_stats::Stats {
-        total_bytes: s.f_blocks * frsize,
-        free_bytes: s.f_bfree * frsize,
-        available_bytes: s.f_bavail * frsize,
-    })
+    rustix::fs::openat2(&root, rest.as_str(), flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)
+        .map_err(io)
 }
 
 /// A plugin's stderr: keeps the first `capacity` bytes for error messages and
@@ -362,6 +498,21 @@ impl client::Host for CallState {
         &mut self,
         questions: Vec<(String, client::Question)>,
     ) -> wasmtime::Result<Result<Vec<client::Answer>, String>> {
+        if questions.len() > MAX_QUESTIONS_PER_ROUND {
+            return Ok(Err(format!(
+                "{} questions in one round; at most {MAX_QUESTIONS_PER_ROUND} may be asked at once",
+                questions.len()
+            )));
+        }
+        let total = self.budget.questions_asked.saturating_add(questions.len() as u32);
+        if total > MAX_QUESTIONS_PER_CALL {
+            return Ok(Err(format!("a call may ask at most {MAX_QUESTIONS_PER_CALL} questions in all")));
+        }
+        self.budget.questions_asked = total;
+        let bytes: u64 = questions.iter().map(|(k, q)| (k.len() + question_bytes(q)) as u64 + EVENT_OVERHEAD).sum();
+        if !self.budget.spend(bytes) {
+            return Ok(Err("the questions exceed what is left of the call's event budget (max_event_bytes)".into()));
+        }
         let mut asked = Vec::with_capacity(questions.len());
         for (key, q) in questions {
             if asked.iter().any(|(k, _)| k == &key) {
@@ -403,9 +554,16 @@ impl client::Host for CallState {
         let Some(bridge) = self.client.clone() else {
             return Ok(Err("this call has no client to ask".into()));
         };
-        let started = Instant::now();
+        // A person may take a while to answer a form or approve a sampling
+        // request: the deadline stands still meanwhile (the ceiling does not).
+        // Answers a client gives by itself (roots) run on the deadline.
+        let waits_for_a_person = asked.iter().any(|(_, q)| !matches!(q, Question::ListRoots));
+        let _paused = waits_for_a_person.then(|| {
+            self.deadline.pause();
+            Paused(&self.deadline)
+        });
         let outcome = bridge.ask(asked).await;
-        self.deadline.extend(started.elapsed());
+        drop(_paused);
         match outcome {
             AskOutcome::Answered(answers) => Ok(Ok(answers.into_iter().map(wit_answer).collect())),
             AskOutcome::Failed(m) => Ok(Err(m)),
@@ -413,6 +571,19 @@ impl client::Host for CallState {
             AskOutcome::MissingCapability(c) => Err(MissingCapability(c).into()),
             AskOutcome::NeedsInput => Err(InputRequired.into()),
         }
+    }
+}
+
+/// Bytes a question takes on the wire, roughly: its texts and schema.
+fn question_bytes(q: &client::Question) -> usize {
+    match q {
+        client::Question::Elicit(e) => e.message.len() + e.requested_schema.len(),
+        client::Question::Sample(r) => {
+            r.system_prompt.as_ref().map_or(0, String::len)
+                + r.model_hints.iter().map(String::len).sum::<usize>()
+                + r.messages.iter().map(|m| Content::from(m.content.clone()).size()).sum::<usize>()
+        }
+        client::Question::ListRoots => 0,
     }
 }
 
@@ -444,20 +615,22 @@ mod tests {
     use crate::config::DirMode;
 
     #[test]
-    fn resolves_only_inside_grants() {
+    fn opens_only_inside_grants() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("sub")).unwrap();
         std::os::unix::fs::symlink("/etc", tmp.path().join("sub/out")).unwrap();
+        std::os::unix::fs::symlink("../sub", tmp.path().join("sub/inside")).unwrap();
         let grants = [DirGrant::new(tmp.path(), "/data", DirMode::Ro).unwrap()];
-        let root = std::fs::canonicalize(tmp.path()).unwrap();
-        assert_eq!(resolve_granted(&grants, "/data").unwrap(), root);
-        assert_eq!(resolve_granted(&grants, "/data/sub/../sub").unwrap(), root.join("sub"));
-        for bad in ["/", "/etc", "/data/..", "/data/../etc", "data", "/datax", "/data/sub/out"] {
+        for good in ["/data", "/data/sub/../sub", "/data/sub/inside"] {
+            assert!(open_granted(&grants, good).is_ok(), "{good} should open");
+        }
+        for bad in ["/", "/etc", "/data/..", "/data/../etc", "data", "/datax", "/data/sub/out", "/data/sub/out/passwd"]
+        {
             assert!(
-                matches!(resolve_granted(&grants, bad), Err(volume_stats::StatsError::NotGranted(_))),
+                matches!(open_granted(&grants, bad), Err(volume_stats::StatsError::NotGranted(_))),
                 "{bad} should be refused"
             );
         }
-        assert!(matches!(resolve_granted(&grants, "/data/missing"), Err(volume_stats::StatsError::NotFound(_))));
+        assert!(matches!(open_granted(&grants, "/data/missing"), Err(volume_stats::StatsError::NotFound(_))));
     }
 }

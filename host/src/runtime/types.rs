@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::bindings::v0_1::moat::plugin::types as w01;
-use crate::schema::ArgumentValidator;
+use crate::schema::SchemaValidator;
 
 /// Tool annotations, as MCP clients see them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -28,7 +28,9 @@ pub struct ToolInfo {
     pub input_schema: Value,
     pub output_schema: Option<Value>,
     pub annotations: Annotations,
-    pub(crate) validator: Arc<ArgumentValidator>,
+    pub(crate) validator: Arc<SchemaValidator>,
+    /// Checks structured results, when the tool declares an output schema.
+    pub(crate) output_validator: Option<Arc<SchemaValidator>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,24 +134,64 @@ pub enum LogLevel {
 }
 
 impl Content {
-    /// Bytes of payload, for the output cap.
+    /// Bytes this item takes on the wire, for the output cap: its payload as
+    /// encoded (binary as base64) plus [`ITEM_OVERHEAD`], so that many empty
+    /// items cost as much as they do to send.
     pub fn size(&self) -> usize {
-        match self {
-            Content::Text(t) => t.len(),
-            Content::Image { data, mime_type } | Content::Audio { data, mime_type } => data.len() + mime_type.len(),
-            Content::Resource(r) => r.size(),
-        }
+        ITEM_OVERHEAD
+            + match self {
+                Content::Text(t) => t.len(),
+                Content::Image { data, mime_type } | Content::Audio { data, mime_type } => {
+                    base64_len(data.len()) + mime_type.len()
+                }
+                Content::Resource(r) => r.size(),
+            }
     }
 }
 
 impl ResourceContents {
-    /// Bytes of payload, for the output cap.
+    /// Bytes on the wire, for the output cap (see [`Content::size`]).
     pub fn size(&self) -> usize {
-        self.uri.len()
+        ITEM_OVERHEAD
+            + self.uri.len()
+            + self.mime_type.as_ref().map_or(0, String::len)
             + match &self.body {
                 ResourceBody::Text(t) => t.len(),
-                ResourceBody::Blob(b) => b.len(),
+                ResourceBody::Blob(b) => base64_len(b.len()),
             }
+    }
+}
+
+impl PromptResult {
+    /// Bytes on the wire, for the output cap.
+    pub fn size(&self) -> usize {
+        self.description.as_ref().map_or(0, String::len)
+            + self.messages.iter().map(|m| ITEM_OVERHEAD + m.content.size()).sum::<usize>()
+    }
+}
+
+/// What one item of a result costs beyond its payload: the JSON around it.
+pub const ITEM_OVERHEAD: usize = 32;
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+impl From<w01::Tool> for super::catalogue::RawTool {
+    fn from(t: w01::Tool) -> Self {
+        super::catalogue::RawTool {
+            name: t.name,
+            title: t.title,
+            description: t.description,
+            input_schema: t.input_schema,
+            output_schema: t.output_schema,
+            annotations: Annotations {
+                read_only: t.annotations.read_only,
+                destructive: t.annotations.destructive,
+                idempotent: t.annotations.idempotent,
+                open_world: t.annotations.open_world,
+            },
+        }
     }
 }
 
