@@ -26,6 +26,11 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_NODES: usize = 2_000;
 /// Subschema visits one check may make.
 pub const STEP_BUDGET: u64 = 1_000_000;
+/// Most (subschema, value node) pairs one check may cover: the schema's expanded
+/// size times the value's node count. Each subschema applies to a value node at
+/// most once per expansion, so this bounds the work of a check whatever its
+/// keywords do, including the cheap ones that fail before a step is counted.
+pub const MAX_WORK: usize = 20_000_000;
 /// Compiled size of one `pattern` (bytes of the regex program).
 const REGEX_SIZE_LIMIT: usize = 256 << 10;
 /// Longest part of an error message quoting a value or a path.
@@ -42,6 +47,11 @@ pub enum Invalid {
     /// Checking ran out of its step budget.
     #[error("checking against the schema exceeded its budget of {STEP_BUDGET} steps")]
     Budget,
+    /// The value is too big to check against a schema this large.
+    #[error(
+        "the value has more than {0} parts, too many to check against a schema of {1} subschemas (at most {MAX_WORK} checks)"
+    )]
+    TooBig(usize, usize),
 }
 
 /// A schema checked for cost and compiled, ready to validate values.
@@ -107,6 +117,10 @@ impl SchemaValidator {
 
     /// Checks a value; the error names the first offending field.
     pub fn validate(&self, value: &Value) -> Result<(), Invalid> {
+        let most = MAX_WORK / self.nodes.max(1);
+        if count_nodes(value, most) > most {
+            return Err(Invalid::TooBig(most, self.nodes));
+        }
         let valid = with_budget(|| self.validator.is_valid(value));
         match valid {
             (true, _) => return Ok(()),
@@ -142,6 +156,25 @@ fn cut(mut text: String, max: usize) -> String {
         text.push('…');
     }
     text
+}
+
+/// The nodes of `value` (every object, array and scalar), counted up to just
+/// past `limit`.
+fn count_nodes(value: &Value, limit: usize) -> usize {
+    let mut stack = vec![value];
+    let mut n = 0;
+    while let Some(v) = stack.pop() {
+        n += 1;
+        if n > limit {
+            break;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    n
 }
 
 thread_local! {
@@ -457,5 +490,21 @@ mod tests {
         // The next check on this thread starts with a full budget.
         assert!(v.validate(&json!({"xs": [1, 2, 3]})).is_ok());
         assert!(matches!(v.validate(&json!({"xs": [1, "2"]})), Err(Invalid::Fields(m)) if m.contains("`xs.1`")));
+    }
+
+    #[test]
+    fn the_value_is_sized_against_the_schema() {
+        // 1,000 alternatives that fail on a cheap keyword count no step; the
+        // size of the value times the size of the schema still bounds the work.
+        let many: Vec<Value> = (0..1000).map(|i| json!({"const": i})).collect();
+        let v = SchemaValidator::new(
+            &json!({"type": "object", "properties": {"xs": {"type": "array", "items": {"anyOf": many}}}}),
+        )
+        .unwrap();
+        assert!(v.nodes() > 1000);
+        let most = MAX_WORK / v.nodes();
+        let xs = vec![999; most + 10];
+        assert_eq!(v.validate(&json!({"xs": xs})), Err(Invalid::TooBig(most, v.nodes())));
+        assert!(v.validate(&json!({"xs": [999, 3]})).is_ok());
     }
 }

@@ -112,6 +112,10 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let verifier = Arc::new(verifier);
     verifier.spawn_refresh();
     let server = tokio::spawn(http::serve(shared.clone(), verifier, options, listener, admin, shutdown.clone()));
+    println!(
+        "moat: listening on http://{addr}; loading plugins from {} (/readyz answers 503 until done)",
+        dir.display()
+    );
     tokio::spawn(stop_on_signal(shutdown.clone()));
     start_reloads(&shared, loader, watching, &shutdown, hangup).await?;
     let (loaded, first_tool) = {

@@ -523,6 +523,49 @@ async fn a_slow_catalogue_neither_blocks_start_nor_other_plugins() {
 }
 
 #[tokio::test]
+async fn the_listener_opens_before_the_plugins_are_loaded() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    // A catalogue read of 1.5 s: within its deadline, so the plugin loads.
+    mimic(
+        &plugins,
+        "leisurely",
+        &json!({"list_sleep_ms": 1500, "tools": [tool("late", "ok", json!({"type": "object"}))]}),
+        "",
+    );
+    let child = crate::common::moat(&dir.path().join("cache"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(&plugins)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Stopped(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let listening = lines.find(|l| l.starts_with("moat: listening on ")).expect("the listening line");
+    let base = listening.trim_start_matches("moat: listening on ").split(';').next().unwrap().to_owned();
+    let early = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(early.status(), 503, "still loading");
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200, "alive meanwhile");
+    let serving = lines.find(|l| l.starts_with("moat: serving MCP at ")).expect("the serving line");
+    assert!(serving.contains("(1 plugins"), "{serving}");
+    assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), 200);
+}
+
+/// A child process stopped, by its own PID, when this goes out of scope.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
 async fn structured_results_must_match_the_output_schema() {
     let output = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
     let s = server(|p| {

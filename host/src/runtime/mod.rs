@@ -502,7 +502,9 @@ impl Runtime {
         }
         check_value(&info.validator, arguments, args.len()).await.map_err(|e| match e {
             Invalid::Fields(m) => CallError::InvalidArguments(m),
-            Invalid::Budget => CallError::InvalidArguments(format!("{e}; simplify the arguments")),
+            Invalid::Budget | Invalid::TooBig(..) => {
+                CallError::InvalidArguments(format!("{e}; simplify the arguments"))
+            }
         })?;
         let result = self
             .with_instance(plugin, limits, ctx, async |store, p| {
