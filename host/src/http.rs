@@ -324,7 +324,7 @@ async fn authenticate(State(edge): State<Arc<Edge>>, mut req: Request, next: Nex
             let scope = edge.shared.scopes_supported().join(" ");
             let mut challenge = format!("Bearer resource_metadata=\"{metadata}\", scope=\"{scope}\"");
             if let AuthError::Invalid(reason) = &e {
-                tracing::info!(%reason, "bearer token refused");
+                tracing::info!(reason = ?reason.to_string(), "bearer token refused");
                 challenge.push_str(", error=\"invalid_token\"");
             }
             let mut response = jsonrpc_error(StatusCode::UNAUTHORIZED, Value::Null, -32001, e.to_string());
@@ -420,7 +420,7 @@ fn check_scopes(
         return None;
     }
     let needed = needed.join(" ");
-    tracing::info!(subject = %caller.subject, what, needed = %needed, "request refused: insufficient scope");
+    tracing::info!(subject = ?caller.subject, what, needed = %needed, "request refused: insufficient scope");
     let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", origin_of(edge, &parts.headers));
     let challenge =
         format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\"");
@@ -445,7 +445,7 @@ fn check_access(edge: &Edge, parts: &axum::http::request::Parts, tool: &str, req
     let limit = access.rate_limit?;
     let wait = edge.rate_limits.check(tool, limit, &caller.subject).err()?;
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    tracing::info!(subject = %caller.subject, tool, retry_after_s = secs, "call refused: rate limit");
+    tracing::info!(subject = ?caller.subject, tool, retry_after_s = secs, "call refused: rate limit");
     let mut response = jsonrpc_error(
         StatusCode::TOO_MANY_REQUESTS,
         id,

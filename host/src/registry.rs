@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Limits, PluginSettings};
 use crate::runtime::types::ToolInfo;
 use crate::runtime::{LoadedPlugin, Origin, Runtime};
-use crate::uri_template::UriTemplate;
+use crate::uri_template::{MAX_URI_BYTES, UriTemplate};
 
 /// Plugin files loaded at once during a scan.
 const LOAD_CONCURRENCY: usize = 4;
@@ -52,6 +52,10 @@ pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
     /// Tool name → (plugin index, tool index).
     tools: BTreeMap<String, (usize, usize)>,
+    /// Resource URI → plugin index.
+    resources: std::collections::HashMap<String, usize>,
+    /// Every resource template, parsed once, with its plugin's index.
+    templates: Vec<(usize, UriTemplate)>,
     failures: Vec<LoadFailure>,
     /// Sidecars with no component beside them.
     orphan_sidecars: Vec<PathBuf>,
@@ -151,12 +155,23 @@ impl Registry {
     fn build(mut plugins: Vec<Arc<LoadedPlugin>>, failures: Vec<LoadFailure>, orphan_sidecars: Vec<PathBuf>) -> Self {
         plugins.sort_by(|a, b| a.path.cmp(&b.path));
         let mut tools = BTreeMap::new();
+        let mut resources = std::collections::HashMap::new();
+        let mut templates = Vec::new();
         for (p, plugin) in plugins.iter().enumerate() {
             for (t, tool) in plugin.tools.iter().enumerate() {
                 tools.insert(tool.name.clone(), (p, t));
             }
+            for r in &plugin.resources {
+                resources.entry(r.uri.clone()).or_insert(p);
+            }
+            templates.extend(
+                plugin
+                    .resource_templates
+                    .iter()
+                    .filter_map(|t| UriTemplate::parse(&t.uri_template).ok().map(|u| (p, u))),
+            );
         }
-        Registry { plugins, tools, failures, orphan_sidecars }
+        Registry { plugins, tools, resources, templates, failures, orphan_sidecars }
     }
 
     pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
@@ -175,6 +190,21 @@ impl Registry {
     pub fn tool(&self, name: &str) -> Option<(&Arc<LoadedPlugin>, &ToolInfo)> {
         let &(p, t) = self.tools.get(name)?;
         Some((&self.plugins[p], &self.plugins[p].tools[t]))
+    }
+
+    /// The plugin serving the resource at `uri`: a fixed resource, else the one
+    /// template that matches (templates of different plugins never overlap).
+    /// URIs longer than [`MAX_URI_BYTES`] are served by nobody.
+    pub fn resource_owner(&self, uri: &str) -> Option<&Arc<LoadedPlugin>> {
+        if uri.len() > MAX_URI_BYTES {
+            return None;
+        }
+        let p = self
+            .resources
+            .get(uri)
+            .copied()
+            .or_else(|| self.templates.iter().find(|(_, t)| t.matches(uri)).map(|(p, _)| *p))?;
+        Some(&self.plugins[p])
     }
 
     /// Every tool, in name order.

@@ -59,6 +59,16 @@ pub struct SchemaValidator {
     validator: jsonschema::Validator,
     /// Subschemas after `$ref` expansion: the cost of checking one value node.
     nodes: usize,
+    /// Whether a `$ref` cycle that recurses into the value passes through a
+    /// combinator (`anyOf`, `not`...). jsonschema memoises recursive references
+    /// when it only answers valid or not, but not when it looks for the error,
+    /// where such a recursion tries every branch at every level: exponential
+    /// in the value's depth. For these schemas the error is named without it.
+    branching: bool,
+    /// The root's `required` names.
+    required: Vec<String>,
+    /// Regular expressions compiled for it (`pattern`, `patternProperties`).
+    patterns: usize,
 }
 
 impl std::fmt::Debug for SchemaValidator {
@@ -82,27 +92,19 @@ impl SchemaValidator {
 
     /// Compiles any schema (an elicitation form, say) after the cost checks.
     pub fn any(schema: &Value) -> Result<Self, String> {
-        let nodes = Cost::of(schema)?;
+        if let Some(at) = nested_id(schema, "", true) {
+            return Err(format!("`$id` at `#{at}` is not supported; only the root may have one"));
+        }
+        let (nodes, branching) = Cost::of(schema)?;
         let mut counted = schema.clone();
         add_step_keyword(&mut counted);
-        let validator = jsonschema::options()
-            .with_pattern_options(
-                jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT),
-            )
-            .with_keyword(STEP_KEYWORD, step_keyword)
-            .build(&counted)
-            .map_err(|e| {
-                let msg = e.to_string();
-                if msg.contains("regular expression") || msg.contains("regex") || msg.contains("pattern") {
-                    format!(
-                        "{msg} (patterns run on a linear-time engine: no lookaround or backreferences, at most {} KiB compiled)",
-                        REGEX_SIZE_LIMIT >> 10
-                    )
-                } else {
-                    format!("invalid schema: {msg}")
-                }
-            })?;
-        Ok(SchemaValidator { validator, nodes })
+        let validator = compile(&counted)?;
+        let required = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(SchemaValidator { validator, nodes, branching, required, patterns: count_patterns(schema) })
     }
 
     /// Subschemas after `$ref` expansion.
@@ -110,9 +112,14 @@ impl SchemaValidator {
         self.nodes
     }
 
+    /// Regular expressions this schema compiled (each up to 256 KiB).
+    pub fn patterns(&self) -> usize {
+        self.patterns
+    }
+
     /// Whether checking can be expensive enough to move off the async workers.
     pub fn is_heavy(&self, value_bytes: usize) -> bool {
-        self.nodes.saturating_mul(value_bytes) > 64 << 10
+        self.nodes.saturating_mul(value_bytes) > 64 << 10 || (self.branching && value_bytes > 1024)
     }
 
     /// Checks a value; the error names the first offending field.
@@ -127,21 +134,91 @@ impl SchemaValidator {
             (false, true) => return Err(Invalid::Budget),
             (false, false) => {}
         }
-        // The first error only: collecting them all (iter_errors) visits every
-        // branch of every combinator for every item, where this stops at once.
-        let (first, exhausted) = with_budget(|| {
-            self.validator.validate(value).err().map(|e| {
-                // jsonschema quotes the offending value, which may be huge.
-                let msg = cut(e.to_string(), MAX_MESSAGE_BYTES);
-                let at = cut(e.instance_path().to_string(), MAX_MESSAGE_BYTES);
-                if at.is_empty() { msg } else { format!("`{}`: {msg}", at.trim_start_matches('/').replace('/', ".")) }
-            })
-        });
+        let (first, exhausted) =
+            with_budget(|| if self.branching { self.first_field(value) } else { self.first_error(value) });
         if exhausted {
             return Err(Invalid::Budget);
         }
-        // is_valid and validate disagree only if one ran out of steps.
+        // The two passes disagree only if one ran out of steps.
         Err(Invalid::Fields(first.unwrap_or_else(|| "the value does not match the schema".into())))
+    }
+
+    /// jsonschema's first error: it stops at the first failing keyword, and
+    /// without a branching recursion its work is bounded like the check's.
+    fn first_error(&self, value: &Value) -> Option<String> {
+        self.validator.validate(value).err().map(|e| {
+            // jsonschema quotes the offending value, which may be huge.
+            let msg = cut(e.to_string(), MAX_MESSAGE_BYTES);
+            let at = cut(e.instance_path().to_string(), MAX_MESSAGE_BYTES);
+            if at.is_empty() { msg } else { format!("`{}`: {msg}", at.trim_start_matches('/').replace('/', ".")) }
+        })
+    }
+
+    /// For branching recursive schemas: a missing required property, else no
+    /// field is named (finding it would be the exponential search).
+    fn first_field(&self, value: &Value) -> Option<String> {
+        let Value::Object(given) = value else { return Some("the value must be a JSON object".into()) };
+        match self.required.iter().find(|r| !given.contains_key(r.as_str())) {
+            Some(missing) => Some(format!("`{}` is required", cut(missing.clone(), MAX_MESSAGE_BYTES))),
+            None => Some("the value does not match the schema (a recursive schema: no field is named)".into()),
+        }
+    }
+}
+
+/// Compiles moat's private copy of a schema.
+fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_pattern_options(
+            jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT),
+        )
+        .with_keyword(STEP_KEYWORD, step_keyword)
+        .build(schema)
+        .map_err(|e| {
+                let msg = e.to_string();
+                if msg.contains("regular expression") || msg.contains("regex") || msg.contains("pattern") {
+                    format!(
+                        "{msg} (patterns run on a linear-time engine: no lookaround or backreferences, at most {} KiB compiled)",
+                        REGEX_SIZE_LIMIT >> 10
+                    )
+                } else {
+                    format!("invalid schema: {msg}")
+                }
+        })
+}
+
+/// The `pattern`s and `patternProperties` keys in a schema document.
+fn count_patterns(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "const" | "enum" | "default" | "examples"))
+            .map(|(k, x)| match (k.as_str(), x) {
+                ("pattern", Value::String(_)) => 1,
+                ("patternProperties", Value::Object(p)) => p.len() + p.values().map(count_patterns).sum::<usize>(),
+                _ => count_patterns(x),
+            })
+            .sum(),
+        Value::Array(items) => items.iter().map(count_patterns).sum(),
+        _ => 0,
+    }
+}
+
+/// Where a `$id` (or draft 4's string `id`) sits below the root, if anywhere.
+/// jsonschema changes the base of `#/...` references inside such a subschema,
+/// so the cost analysis, which resolves from the root, would count another
+/// schema than the one checked. Values of data keywords are not schemas.
+fn nested_id(v: &Value, at: &str, root: bool) -> Option<String> {
+    match v {
+        Value::Object(m) => {
+            if !root && (m.contains_key("$id") || m.get("id").is_some_and(Value::is_string)) {
+                return Some(at.to_owned());
+            }
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "const" | "enum" | "default" | "examples"))
+                .find_map(|(k, x)| nested_id(x, &format!("{at}/{}", escape(k)), false))
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| nested_id(x, &format!("{at}/{i}"), false)),
+        _ => None,
     }
 }
 
@@ -308,17 +385,31 @@ fn add_step_keyword(schema: &mut Value) {
 struct Cost<'a> {
     root: &'a Value,
     memo: HashMap<String, usize>,
-    /// Pointers being expanded, and whether the edge into each stepped into the instance.
-    stack: Vec<(String, bool)>,
+    /// Pointers being expanded, and the edge into each.
+    stack: Vec<(String, Edge)>,
+    branching: bool,
+}
+
+/// How a subschema was reached from its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    /// Through a keyword that applies to a part of the value (`properties`, `items`).
+    Descend,
+    /// Through a combinator, on the same value (`anyOf`, `not`, `if`...).
+    Combine,
+    /// Through `$ref`.
+    Ref,
 }
 
 impl<'a> Cost<'a> {
-    fn of(root: &'a Value) -> Result<usize, String> {
-        let mut c = Cost { root, memo: HashMap::new(), stack: Vec::new() };
-        c.node(String::new(), root, false)
+    /// The expanded size, and whether some `$ref` cycle passes through a combinator.
+    fn of(root: &'a Value) -> Result<(usize, bool), String> {
+        let mut c = Cost { root, memo: HashMap::new(), stack: Vec::new(), branching: false };
+        let n = c.node(String::new(), root, Edge::Ref)?;
+        Ok((n, c.branching))
     }
 
-    fn node(&mut self, ptr: String, node: &'a Value, descended: bool) -> Result<usize, String> {
+    fn node(&mut self, ptr: String, node: &'a Value, edge: Edge) -> Result<usize, String> {
         let at = || if ptr.is_empty() { "the root".to_owned() } else { format!("`#{ptr}`") };
         let Value::Object(obj) = node else { return Ok(1) };
         if let Some(&n) = self.memo.get(&ptr) {
@@ -338,14 +429,15 @@ impl<'a> Cost<'a> {
         if !ptr.is_empty() && (obj.contains_key("$id") || obj.contains_key("id") && obj["id"].is_string()) {
             return Err(format!("`$id` at {} is not supported; only the root may have one", at()));
         }
-        self.stack.push((ptr.clone(), descended));
+        self.stack.push((ptr.clone(), edge));
         let mut total: usize = 1;
         if let Some(r) = obj.get("$ref") {
             let r = r.as_str().ok_or_else(|| format!("`$ref` at {} is not a string", at()))?;
             total = total.saturating_add(self.reference(r, &at())?);
         }
         for (suffix, child, descends) in children(obj) {
-            total = total.saturating_add(self.node(format!("{ptr}{suffix}"), child, descends)?);
+            let edge = if descends { Edge::Descend } else { Edge::Combine };
+            total = total.saturating_add(self.node(format!("{ptr}{suffix}"), child, edge)?);
             if total > MAX_NODES {
                 break;
             }
@@ -373,12 +465,14 @@ impl<'a> Cost<'a> {
         if let Some(pos) = self.stack.iter().position(|(p, _)| p == pointer) {
             // A cycle: fine when it steps into the instance (each turn then
             // checks a smaller part of the value), endless otherwise.
-            if self.stack[pos + 1..].iter().any(|(_, d)| *d) {
+            let cycle = &self.stack[pos + 1..];
+            if cycle.iter().any(|(_, e)| *e == Edge::Descend) {
+                self.branching |= cycle.iter().any(|(_, e)| *e == Edge::Combine);
                 return Ok(1);
             }
             return Err(format!("`$ref` \"{r}\" at {at} loops back without stepping into the value"));
         }
-        self.node(pointer.to_owned(), target, false)
+        self.node(pointer.to_owned(), target, Edge::Ref)
     }
 }
 
@@ -454,6 +548,48 @@ mod tests {
         let v = SchemaValidator::new(&tree).unwrap();
         assert!(v.validate(&json!({"children": [{"children": []}]})).is_ok());
         assert!(v.validate(&json!({"children": [{"children": 3}]})).is_err());
+    }
+
+    #[test]
+    fn recursion_through_combinators_is_checked_without_exponential_errors() {
+        // Both branches recurse into `a` and fail only at the bottom: collecting
+        // errors would try 2^40 paths; the memoised check and the field search do not.
+        let s = json!({"type": "object", "$ref": "#/$defs/n", "$defs": {"n": {"anyOf": [
+            {"properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["x"]},
+            {"properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["y"]}]}}});
+        let v = SchemaValidator::new(&s).unwrap();
+        let mut value = json!({});
+        for _ in 0..40 {
+            value = json!({"x": 1, "a": value});
+        }
+        let started = std::time::Instant::now();
+        let e = v.validate(&value).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(matches!(e, Invalid::Fields(_)), "{e:?}");
+        assert!(v.branching);
+        // A recursion without combinators (a tree) keeps jsonschema's messages.
+        let tree = json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"},
+            "kids": {"type": "array", "items": {"$ref": "#"}}}});
+        let v = SchemaValidator::new(&tree).unwrap();
+        assert!(!v.branching);
+        assert!(v.validate(&json!({"name": "a", "kids": [{"name": "b", "kids": []}]})).is_ok());
+        let e = v.validate(&json!({"name": "a", "kids": [{"name": 3}]})).unwrap_err().to_string();
+        assert!(e.contains("`kids.0.name`"), "{e}");
+    }
+
+    #[test]
+    fn ids_below_the_root_are_refused_wherever_they_are() {
+        // A `$id` in a subschema only reached through a pointer would make
+        // `#/$defs/x` inside it mean another schema than the one counted.
+        let s = json!({"type": "object", "$defs": {"x": {"type": "string"},
+            "wrap": {"$id": "https://e/w", "properties": {"p": {"$ref": "#/$defs/x"}}}},
+            "properties": {"a": {"$ref": "#/$defs/wrap/properties/p"}}});
+        let e = SchemaValidator::new(&s).unwrap_err();
+        assert!(e.contains("$id"), "{e}");
+        // Data that merely holds an `id` is fine.
+        let ok = json!({"type": "object", "properties": {"id": {"type": "string", "default": "x"}},
+            "examples": [{"id": "y", "$id": "z"}]});
+        assert!(SchemaValidator::new(&ok).is_ok());
     }
 
     #[test]

@@ -483,6 +483,10 @@ async fn a_template_cannot_answer_another_plugins_resources() {
     assert!(e.contains("resource template `{+all}` overlaps") && e.contains("refusing"), "{e}");
     assert!(!serving(&s, "catchall").await);
     assert_eq!(read("test://template/7/data").await.body, before.body, "still answered by its own plugin");
+    // A URI of 500 KB is refused before any template sees it.
+    let huge = format!("test://template/{}/data", "7".repeat(500 << 10));
+    let r = meanwhile(&s, read(&huge)).await;
+    assert_eq!(r.body["error"]["code"], -32602, "{:?}", r.body);
 }
 
 #[tokio::test]
@@ -568,10 +572,22 @@ impl Drop for Stopped {
 #[tokio::test]
 async fn structured_results_must_match_the_output_schema() {
     let output = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    // Recursion through a combinator: looking for the error the usual way would
+    // try 2^40 paths for a value nested 40 deep.
+    let branching = json!({"type": "object", "$ref": "#/$defs/n", "$defs": {"n": {"anyOf": [
+        {"properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["x"]},
+        {"properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["y"]}]}}});
     let s = server(|p| {
-        let spec = json!({"tools": [{"name": "shape", "do": "structured", "output": output}]});
+        let spec = json!({"tools": [{"name": "shape", "do": "structured", "output": output},
+                                    {"name": "deep", "do": "structured", "output": branching}]});
         mimic(p, "shaped", &spec, "");
     });
+    let mut deep = json!({});
+    for _ in 0..40 {
+        deep = json!({"x": 1, "a": deep});
+    }
+    let r = meanwhile(&s, call(&s, "deep", json!({"value": deep}))).await;
+    assert!(is_error(&r) && text(&r).contains("output schema"), "{:?}", r.body);
     let r = call(&s, "shape", json!({"value": {"n": 3}})).await;
     assert_eq!(r.body["result"]["structuredContent"], json!({"n": 3}), "{:?}", r.body);
     let r = call(&s, "shape", json!({"value": [1, 2]})).await;

@@ -123,12 +123,21 @@ async fn admin_listener_reports_metrics_and_failed_plugins() {
 
 #[tokio::test]
 async fn shutdown_lets_a_call_in_flight_finish() {
-    let mut s = Server::start_with(&[], |plugins| {
+    let mut s = Server::start_with(&["--admin-listen", "127.0.0.1:0"], |plugins| {
         std::fs::copy(wasm("hostile"), plugins.join("hostile.wasm")).unwrap();
     });
+    let admin = s.admin.clone().unwrap();
     let req = modern_request(&s.url, &s.token, "tools/call", json!({"name": "sleep", "arguments": {"n": 1500}})).send();
     let in_flight = tokio::spawn(req);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SIGTERM once the call is running (on a loaded machine the request may
+    // take a while to reach the plugin).
+    for _ in 0..200 {
+        let m = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
+        if m.lines().any(|l| l == "moat_calls_in_flight 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let status = tokio::task::spawn_blocking(move || {
         let status = s.terminate();
         (status, s)

@@ -30,13 +30,11 @@ use crate::policy;
 use crate::registry::Registry;
 use crate::runtime::types::{LogLevel, PluginEvent};
 use crate::runtime::{CallContext, CallError, EVENT_QUEUE, Runtime, shown};
-use crate::uri_template::UriTemplate;
+use crate::uri_template::MAX_URI_BYTES;
 use bridge::{InputBridge, PeerBridge, StateBlob};
 
 /// Items per page of a list result.
 const PAGE_SIZE: usize = 100;
-/// Longest resource URI a client may ask for.
-const MAX_URI_BYTES: usize = 2048;
 /// Longest a finished call waits to hand its last queued events to a slow client.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -136,10 +134,7 @@ impl Shared {
     /// The scopes needed to read the resource at `uri`, if some plugin serves it.
     pub fn resource_scopes(&self, uri: &str) -> Option<Vec<String>> {
         let registry = self.registry.load();
-        let plugins = registry.plugins();
-        let p = plugins.iter().find(|p| p.resources.iter().any(|r| r.uri == uri)).or_else(|| {
-            plugins.iter().find(|p| p.resource_templates.iter().any(|t| template_matches(&t.uri_template, uri)))
-        })?;
+        let p = registry.resource_owner(uri)?;
         Some(policy::content_scopes(&p.settings.resources))
     }
 
@@ -313,11 +308,6 @@ fn page<T, U>(
 
 fn cursor(r: &Option<PaginatedRequestParams>) -> Option<&str> {
     r.as_ref().and_then(|p| p.cursor.as_deref())
-}
-
-/// Whether `uri` matches `template` (linear in the URI; see [`UriTemplate`]).
-fn template_matches(template: &str, uri: &str) -> bool {
-    UriTemplate::parse(template).is_ok_and(|t| t.matches(uri))
 }
 
 fn call_error(e: &CallError) -> ErrorData {
@@ -671,17 +661,9 @@ impl ServerHandler for MoatServer {
             return Err(ErrorData::invalid_params(format!("the URI is longer than {MAX_URI_BYTES} bytes"), None));
         }
         let registry = self.registry();
-        let plugins = registry.plugins();
-        let plugin = plugins
-            .iter()
-            .find(|p| p.resources.iter().any(|res| res.uri == r.uri))
-            .or_else(|| {
-                plugins.iter().find(|p| p.resource_templates.iter().any(|t| template_matches(&t.uri_template, &r.uri)))
-            })
-            .cloned()
-            .ok_or_else(|| {
-                ErrorData::resource_not_found(format!("no resource at `{}`", r.uri), Some(json!({"uri": r.uri})))
-            })?;
+        let plugin = registry.resource_owner(&r.uri).cloned().ok_or_else(|| {
+            ErrorData::resource_not_found(format!("no resource at `{}`", r.uri), Some(json!({"uri": r.uri})))
+        })?;
         drop(registry);
         let needed = policy::content_scopes(&plugin.settings.resources);
         if !policy::permits(caller(&cx).as_ref(), &needed) {
@@ -800,10 +782,7 @@ impl ServerHandler for MoatServer {
 
     #[allow(deprecated)]
     async fn subscribe(&self, r: SubscribeRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        let exists = self.registry().plugins().iter().any(|p| {
-            p.resources.iter().any(|res| res.uri == r.uri)
-                || p.resource_templates.iter().any(|t| template_matches(&t.uri_template, &r.uri))
-        });
+        let exists = self.registry().resource_owner(&r.uri).is_some();
         if !exists {
             return Err(ErrorData::resource_not_found(
                 format!("no resource at `{}`", r.uri),

@@ -23,6 +23,12 @@ const MAX_URI_BYTES: usize = 2048;
 const MAX_MIME_BYTES: usize = 128;
 /// Most arguments of one prompt.
 const MAX_PROMPT_ARGUMENTS: usize = 64;
+/// Most resource templates of one plugin (each is matched against the URIs of
+/// reads, and checked for overlaps with every other plugin's at load).
+pub const MAX_TEMPLATES: usize = 64;
+/// Most regular expressions (`pattern`s) in all of one plugin's schemas: each
+/// compiles to up to 256 KiB of host memory.
+pub const MAX_PATTERNS: usize = 128;
 
 /// A tool as the plugin declared it, before checks.
 pub struct RawTool {
@@ -73,7 +79,7 @@ pub fn shown(text: &str) -> String {
 /// (except, where allowed, newline and tab), zero-width and bidi formatting,
 /// line and paragraph separators, tags.
 fn invisible(c: char, allow_newlines: bool) -> bool {
-    if allow_newlines && matches!(c, '\n' | '\t' | '\r') {
+    if allow_newlines && matches!(c, '\n' | '\t') {
         return false;
     }
     c.is_control()
@@ -161,8 +167,26 @@ fn schema(
         )));
     }
     let value: Value = serde_json::from_str(text).map_err(|e| meta(format!("{} is not JSON: {e}", what())))?;
+    // Descriptions and enum values inside a schema reach the model too.
+    if let Some(c) = schema_strings(&value).flat_map(str::chars).find(|&c| invisible(c, true)) {
+        return Err(meta(format!(
+            "{} contains the invisible or control character U+{:04X}; plugin text reaches every client and the model",
+            what(),
+            c as u32
+        )));
+    }
     let validator = SchemaValidator::new(&value).map_err(|e| meta(format!("{}: {e}", what())))?;
     Ok((value, validator))
+}
+
+/// Every string in a JSON value, keys included.
+fn schema_strings(v: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match v {
+        Value::String(s) => Box::new(std::iter::once(s.as_str())),
+        Value::Array(a) => Box::new(a.iter().flat_map(schema_strings)),
+        Value::Object(m) => Box::new(m.iter().flat_map(|(k, v)| std::iter::once(k.as_str()).chain(schema_strings(v)))),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// Checks everything the plugin declared.
@@ -170,6 +194,9 @@ pub fn check(raw: RawCatalogue, limits: &CatalogueLimits) -> Result<Catalogue, L
     count("tools", raw.tools.len(), limits.max_tools)?;
     count("resources", raw.resources.len() + raw.templates.len(), limits.max_resources)?;
     count("prompts", raw.prompts.len(), limits.max_prompts)?;
+    if raw.templates.len() > MAX_TEMPLATES {
+        return Err(meta(format!("declares {} resource templates; the limit is {MAX_TEMPLATES}", raw.templates.len())));
+    }
     let description = limits.max_description_bytes as usize;
 
     let mut seen = HashSet::new();
@@ -266,13 +293,20 @@ pub fn check(raw: RawCatalogue, limits: &CatalogueLimits) -> Result<Catalogue, L
                     shown(&a.name)
                 )));
             }
-            if !args.insert(a.name.as_str()) {
+            if !args.insert(a.name.to_ascii_lowercase()) {
                 return Err(meta(format!("{} argument `{}` is declared twice", what(), a.name)));
             }
             if let Some(d) = &a.description {
                 text(&|| format!("{} argument `{}` description", what(), a.name), d, description, true)?;
             }
         }
+    }
+    let patterns: usize =
+        tools.iter().map(|t| t.validator.patterns() + t.output_validator.as_ref().map_or(0, |v| v.patterns())).sum();
+    if patterns > MAX_PATTERNS {
+        return Err(meta(format!(
+            "its schemas hold {patterns} regular expressions (`pattern`, `patternProperties`); the limit is {MAX_PATTERNS}"
+        )));
     }
     Ok(Catalogue { tools, resources: raw.resources, templates: raw.templates, prompts: raw.prompts })
 }

@@ -75,11 +75,12 @@ impl SharedDeadline {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// When the call should next be looked at: its deadline, or the ceiling
-    /// while it waits for an answer.
+    /// When the call should next be looked at: its deadline; while it waits for
+    /// an answer, the ceiling or within [`PAUSED_CHECK`], whichever is first
+    /// (the wait may end, and the deadline run again, at any moment).
     pub fn next_check(&self) -> Instant {
         let c = self.lock();
-        if c.paused_since.is_some() { c.ceiling } else { c.deadline.min(c.ceiling) }
+        if c.paused_since.is_some() { c.ceiling.min(Instant::now() + PAUSED_CHECK) } else { c.deadline.min(c.ceiling) }
     }
 
     /// The limit (in ms) the call has passed at `now`, if any.
@@ -103,6 +104,9 @@ impl SharedDeadline {
         }
     }
 }
+
+/// How often a call waiting for a person's answer is looked at.
+const PAUSED_CHECK: Duration = Duration::from_millis(100);
 
 /// Resumes the deadline when a wait for an answer ends, however it ends.
 struct Paused<'a>(&'a SharedDeadline);
@@ -262,13 +266,13 @@ impl Drop for CallState {
         let b = &self.budget;
         if b.host_lines_suppressed > 0 {
             tracing::warn!(
-                plugin = %self.plugin,
+                plugin = ?self.plugin,
                 suppressed = b.host_lines_suppressed,
                 "plugin log lines left out of the host log (at most {MAX_HOST_LOG_LINES_PER_CALL} per call, 20/s per plugin)"
             );
         }
         if b.events_dropped > 0 {
-            tracing::debug!(plugin = %self.plugin, dropped = b.events_dropped, "plugin events over the call's budget dropped");
+            tracing::debug!(plugin = ?self.plugin, dropped = b.events_dropped, "plugin events over the call's budget dropped");
         }
     }
 }
@@ -331,9 +335,9 @@ impl volume_stats::Host for CallState {
         let fd = open_granted(&self.grants, &path)?;
         let s = rustix::fs::fstatvfs(&fd).map_err(|e| volume_stats::StatsError::Io(format!("{path}: {e}")))?;
         Ok(volume_stats::Stats {
-            total_bytes: s.f_blocks * s.f_frsize,
-            free_bytes: s.f_bfree * s.f_frsize,
-            available_bytes: s.f_bavail * s.f_frsize,
+            total_bytes: s.f_blocks.saturating_mul(s.f_frsize),
+            free_bytes: s.f_bfree.saturating_mul(s.f_frsize),
+            available_bytes: s.f_bavail.saturating_mul(s.f_frsize),
         })
     }
 }

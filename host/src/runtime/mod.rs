@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::SinkOutputStream;
@@ -458,7 +458,11 @@ impl Runtime {
             templates: templates.into_iter().map(Into::into).collect(),
             prompts: prompts.into_iter().map(Into::into).collect(),
         };
-        let checked = catalogue::check(raw, &limits.catalogue)?;
+        // Compiling up to hundreds of schemas is CPU work: off the async workers.
+        let catalogue_limits = limits.catalogue;
+        let checked = tokio::task::spawn_blocking(move || catalogue::check(raw, &catalogue_limits))
+            .await
+            .map_err(|e| LoadError::Metadata(format!("checking the catalogue failed: {e}")))??;
         plugin.tools = checked.tools;
         plugin.resources = checked.resources;
         plugin.resource_templates = checked.templates;
@@ -490,7 +494,7 @@ impl Runtime {
         ctx: &CallContext,
     ) -> Result<ToolOutput, CallError> {
         let info = plugin.tool(tool).ok_or_else(|| CallError::NotFound(format!("unknown tool `{tool}`")))?;
-        let _slot = self.slot(plugin).await?;
+        let slot = Some(self.slot(plugin).await?);
         let limits = plugin.settings.limits;
         let args = arguments.to_string();
         if args.len() as u64 > limits.max_argument_bytes {
@@ -500,7 +504,8 @@ impl Runtime {
                 limits.max_argument_bytes
             )));
         }
-        check_value(&info.validator, arguments, args.len()).await.map_err(|e| match e {
+        let (checked, slot) = check_value(&info.validator, arguments, args.len(), slot).await;
+        checked.map_err(|e| match e {
             Invalid::Fields(m) => CallError::InvalidArguments(m),
             Invalid::Budget | Invalid::TooBig(..) => {
                 CallError::InvalidArguments(format!("{e}; simplify the arguments"))
@@ -532,7 +537,8 @@ impl Runtime {
                     return Err(CallError::BadOutput("structured content must be a JSON object".into()));
                 }
                 if let Some(v) = &info.output_validator {
-                    check_value(v, &value, s.len()).await.map_err(|e| {
+                    let (checked, _) = check_value(v, &value, s.len(), slot).await;
+                    checked.map_err(|e| {
                         CallError::BadOutput(format!("structured content does not match the output schema: {e}"))
                     })?;
                 }
@@ -606,8 +612,19 @@ impl Runtime {
         ctx: &CallContext,
         f: impl AsyncFnOnce(&mut Store<CallState>, &PluginV01) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let _permit =
-            self.permits.acquire().await.map_err(|_| CallError::Host("the runtime is shutting down".into()))?;
+        // The shared pool: every plugin holds at most its `max_concurrency` of
+        // it; a call waits for a permit no longer than its own deadline.
+        let wait = Duration::from_millis(limits.timeout_ms);
+        let _permit = match tokio::time::timeout(wait, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(CallError::Host("the runtime is shutting down".into())),
+            Err(_) => {
+                return Err(CallError::Busy(format!(
+                    "the host runs {} instances at once, its limit; try again shortly",
+                    MAX_INSTANCES - 16
+                )));
+            }
+        };
         let stderr = CappedPipe::new(STDERR_CAPACITY);
         let mut store = self.new_store(plugin, limits, ctx, stderr.clone())?;
         let deadline = store.data().deadline.clone();
@@ -683,13 +700,22 @@ impl Runtime {
 }
 
 /// Checks a value against a plugin's schema: inline when that is cheap, else on
-/// the blocking pool, off the async workers. Either way under the step budget.
-async fn check_value(validator: &Arc<SchemaValidator>, value: &Value, bytes: usize) -> Result<(), Invalid> {
+/// the blocking pool, off the async workers. Either way under the check's
+/// budgets, and holding the plugin's slot: a call cancelled meanwhile does not
+/// free the slot before the check is done.
+async fn check_value(
+    validator: &Arc<SchemaValidator>,
+    value: &Value,
+    bytes: usize,
+    slot: Option<OwnedSemaphorePermit>,
+) -> (Result<(), Invalid>, Option<OwnedSemaphorePermit>) {
     if !validator.is_heavy(bytes) {
-        return validator.validate(value);
+        return (validator.validate(value), slot);
     }
     let (validator, value) = (validator.clone(), value.clone());
-    tokio::task::spawn_blocking(move || validator.validate(&value)).await.unwrap_or(Err(Invalid::Budget))
+    let task = tokio::task::spawn_blocking(move || (validator.validate(&value), slot));
+    // A check that panicked counts as over budget; its slot went with it.
+    task.await.unwrap_or((Err(Invalid::Budget), None))
 }
 
 /// Turns a wasmtime error from a call into what the caller is told.
