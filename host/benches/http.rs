@@ -163,33 +163,43 @@ fn main() {
     server.stop(profile);
 }
 
-/// This build ("new") against `other` ("old"): each case run on both, old then
-/// new then old then new, each server alone on CPU 0; the ratio is new / old of
-/// the better of its two runs.
+/// This build ("new") against `other` ("old"): each case run on both in turn,
+/// old then new, `MOAT_BENCH_ROUNDS` times (default 3), each server alone on
+/// CPU 0; the ratio is new / old of the medians.
 fn against(rt: &tokio::runtime::Runtime, new: &str, old: &str) {
-    println!("this build: {new}\nagainst:    {old}");
+    let rounds: usize = std::env::var("MOAT_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
+    println!("this build: {new}\nagainst:    {old}\n{rounds} rounds, medians");
     println!(
         "{:<36} {:>10} {:>10} {:>7} {:>12} {:>12} {:>7}",
         "case", "old /s", "new /s", "ratio", "old CPU/call", "new CPU/call", "ratio"
     );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     for (name, mode) in CASES.into_iter().filter(|(_, m)| *m != Mode::FreshToken) {
         for conc in [1usize, 16] {
-            let mut best = [[0.0f64, f64::MAX]; 2];
-            for _round in 0..2 {
+            let mut runs: [Vec<[f64; 2]>; 2] = [Vec::new(), Vec::new()];
+            for _round in 0..rounds {
                 for (i, bin) in [old, new].into_iter().enumerate() {
                     let server = common::Server::start(bin, false, &[]);
                     let target = target_of(&server);
                     let [rate, _, _, cpu] = measure(rt, server.pid, &target, mode, conc);
-                    best[i] = [best[i][0].max(rate), best[i][1].min(cpu)];
+                    runs[i].push([rate, cpu]);
                     server.stop(false);
                 }
             }
-            let [[old_rate, old_cpu], [new_rate, new_cpu]] = best;
+            let [o, n] =
+                runs.map(|r| [median(r.iter().map(|x| x[0]).collect()), median(r.iter().map(|x| x[1]).collect())]);
             println!(
-                "{:<36} {old_rate:>10.0} {new_rate:>10.0} {:>7.3} {old_cpu:>9.1} µs {new_cpu:>9.1} µs {:>7.3}",
+                "{:<36} {:>10.0} {:>10.0} {:>7.3} {:>9.1} µs {:>9.1} µs {:>7.3}",
                 format!("{name} c={conc}"),
-                new_rate / old_rate,
-                new_cpu / old_cpu
+                o[0],
+                n[0],
+                n[0] / o[0],
+                o[1],
+                n[1],
+                n[1] / o[1]
             );
         }
     }

@@ -16,5 +16,6 @@ pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod secrets;
+pub mod text;
 pub mod uri_template;
 pub mod watch;

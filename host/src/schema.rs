@@ -224,14 +224,7 @@ fn nested_id(v: &Value, at: &str, root: bool) -> Option<String> {
 
 /// `text` cut to at most `max` bytes (on a character boundary), marked with `…`.
 fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut at = max;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-        text.push('…');
-    }
+    crate::text::cut(&mut text, max);
     text
 }
 

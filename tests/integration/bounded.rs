@@ -603,3 +603,58 @@ async fn structured_results_must_match_the_output_schema() {
 fn spec_dir(s: &Server, name: &str) -> PathBuf {
     s.dir.path().join(format!("spec-{name}"))
 }
+
+#[tokio::test]
+async fn a_path_swapped_for_a_link_is_never_followed_out_of_the_grant() {
+    // `sub` flips between a directory and a link to /proc (another filesystem:
+    // its statvfs says 0 bytes) while the plugin asks for its stats: a check
+    // by name followed by a use by name would sometimes stat /proc.
+    let s = server(|p| {
+        std::fs::copy(wasm("hostile"), p.join("hostile.wasm")).unwrap();
+        let data = p.parent().unwrap().join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        std::fs::write(
+            p.join("hostile.toml"),
+            format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/data\", mode = \"rw\" }}]\n", data.display()),
+        )
+        .unwrap();
+    });
+    let data = s.dir.path().join("data");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (stop, data) = (stop.clone(), data.clone());
+        std::thread::spawn(move || {
+            let (dir, link, tmp) = (data.join("sub"), data.join(".sub-link"), data.join(".sub-dir"));
+            let mut flips = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Swap in a link by rename, then a directory again.
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink("/proc", &link).unwrap();
+                std::fs::rename(&dir, &tmp).unwrap();
+                std::fs::rename(&link, &dir).unwrap();
+                std::fs::rename(&dir, &link).unwrap();
+                std::fs::rename(&tmp, &dir).unwrap();
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let (mut inside, mut refused) = (0, 0);
+    let calls = async {
+        for _ in 0..300 {
+            let r = call(&s, "stat", json!({"path": "/data/sub"})).await;
+            match r.body["result"]["structuredContent"]["total_bytes"].as_u64() {
+                Some(0) => panic!("the plugin was given the statistics of /proc: {:?}", r.body),
+                Some(_) => inside += 1,
+                None => {
+                    assert!(is_error(&r), "{:?}", r.body);
+                    refused += 1;
+                }
+            }
+        }
+    };
+    meanwhile(&s, calls).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    assert!(flips > 10 && inside > 0, "flips {flips}, answered inside {inside}, refused {refused}");
+}

@@ -192,6 +192,8 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
             println!("interop {name} ... FAILED ({took:.1} s)\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         }
     }
+    // Stop every server (by its PID) before removing the folder it serves.
+    drop((_idp, _proxy, _server));
     let _ = std::fs::remove_dir_all(&work);
     Ok((passed, failed))
 }

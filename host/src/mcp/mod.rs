@@ -29,7 +29,8 @@ use crate::metrics::Metrics;
 use crate::policy;
 use crate::registry::Registry;
 use crate::runtime::types::{LogLevel, PluginEvent};
-use crate::runtime::{CallContext, CallError, EVENT_QUEUE, Runtime, shown};
+use crate::runtime::{CallContext, CallError, EVENT_QUEUE, Runtime};
+use crate::text::shown;
 use crate::uri_template::MAX_URI_BYTES;
 use bridge::{InputBridge, PeerBridge, StateBlob};
 

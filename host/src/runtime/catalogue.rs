@@ -13,6 +13,7 @@ use super::types::*;
 use crate::config::CatalogueLimits;
 use crate::schema::SchemaValidator;
 use crate::secrets::find_credential;
+use crate::text::shown;
 use crate::uri_template::{UriTemplate, uri_byte};
 
 /// Longest title or resource name.
@@ -29,16 +30,6 @@ pub const MAX_TEMPLATES: usize = 64;
 /// Most regular expressions (`pattern`s) in all of one plugin's schemas: each
 /// compiles to up to 256 KiB of host memory.
 pub const MAX_PATTERNS: usize = 128;
-
-/// A tool as the plugin declared it, before checks.
-pub struct RawTool {
-    pub name: String,
-    pub title: Option<String>,
-    pub description: String,
-    pub input_schema: String,
-    pub output_schema: Option<String>,
-    pub annotations: Annotations,
-}
 
 /// Everything a plugin declared, before checks.
 pub struct RawCatalogue {
@@ -64,15 +55,6 @@ fn meta(msg: String) -> LoadError {
 pub fn valid_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// A name as it may appear in an error message or log: escaped, and cut short.
-pub fn shown(text: &str) -> String {
-    let mut s: String = text.chars().take(64).flat_map(char::escape_debug).collect();
-    if text.chars().count() > 64 {
-        s.push('…');
-    }
-    s
 }
 
 /// Characters that change how text is displayed without being seen: controls

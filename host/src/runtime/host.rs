@@ -279,14 +279,7 @@ impl Drop for CallState {
 
 /// Cuts `message` to [`MAX_MESSAGE_BYTES`] on a character boundary.
 fn cut(message: &mut String) {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut at = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(at) {
-            at -= 1;
-        }
-        message.truncate(at);
-        message.push('…');
-    }
+    crate::text::cut(message, MAX_MESSAGE_BYTES);
 }
 
 impl types::Host for CallState {}

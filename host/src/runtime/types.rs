@@ -177,9 +177,19 @@ fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-impl From<w01::Tool> for super::catalogue::RawTool {
+/// A tool as the plugin declared it, before the catalogue checks.
+pub struct RawTool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub input_schema: String,
+    pub output_schema: Option<String>,
+    pub annotations: Annotations,
+}
+
+impl From<w01::Tool> for RawTool {
     fn from(t: w01::Tool) -> Self {
-        super::catalogue::RawTool {
+        RawTool {
             name: t.name,
             title: t.title,
             description: t.description,
