@@ -77,9 +77,6 @@ impl std::fmt::Debug for SchemaValidator {
     }
 }
 
-/// An input schema: an object schema, cost-checked and compiled.
-pub type ArgumentValidator = SchemaValidator;
-
 impl SchemaValidator {
     /// Compiles a tool's input or output schema; it must describe an object.
     pub fn new(schema: &Value) -> Result<Self, String> {

@@ -3,7 +3,7 @@
 //! `moat serve`, checks what becomes of the attack, and checks that disk_usage,
 //! another plugin, keeps answering promptly meanwhile.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -598,12 +598,6 @@ async fn structured_results_must_match_the_output_schema() {
     assert!(is_error(&r) && text(&r).contains("output schema"), "{:?}", r.body);
 }
 
-/// The spec directory of a mimic plugin.
-#[allow(dead_code)]
-fn spec_dir(s: &Server, name: &str) -> PathBuf {
-    s.dir.path().join(format!("spec-{name}"))
-}
-
 #[tokio::test]
 async fn a_path_swapped_for_a_link_is_never_followed_out_of_the_grant() {
     // `sub` flips between a directory and a link to /proc (another filesystem:
@@ -657,4 +651,31 @@ async fn a_path_swapped_for_a_link_is_never_followed_out_of_the_grant() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flips = flipper.join().unwrap();
     assert!(flips > 10 && inside > 0, "flips {flips}, answered inside {inside}, refused {refused}");
+}
+
+#[tokio::test]
+async fn a_session_holds_a_bounded_set_of_subscriptions() {
+    use rmcp::ServiceExt;
+    use rmcp::model::SubscribeRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    // A template matches endless URIs; each subscription is kept per session.
+    let s = server(|_| {});
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s.url.clone()).auth_header(s.token.clone()),
+    );
+    let client = Answers { delay: Duration::ZERO }.serve(transport).await.unwrap();
+    #[allow(deprecated)]
+    for i in 0..1024 {
+        client.peer().subscribe(SubscribeRequestParams::new(format!("test://template/{i}/data"))).await.unwrap();
+    }
+    #[allow(deprecated)]
+    let again = client.peer().subscribe(SubscribeRequestParams::new("test://template/7/data")).await;
+    assert!(again.is_ok(), "a URI already held may be subscribed again: {again:?}");
+    #[allow(deprecated)]
+    let more = client.peer().subscribe(SubscribeRequestParams::new("test://template/1024/data")).await;
+    let e = format!("{:?}", more.unwrap_err());
+    assert!(e.contains("at most 1024 resource subscriptions"), "{e}");
+    let _ = client.cancel().await;
+    disk_usage_answers_promptly(&s).await;
 }

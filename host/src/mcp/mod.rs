@@ -36,6 +36,8 @@ use bridge::{InputBridge, PeerBridge, StateBlob};
 
 /// Items per page of a list result.
 const PAGE_SIZE: usize = 100;
+/// Most resource subscriptions one 2025-11-25 session may hold.
+const MAX_SUBSCRIPTIONS: usize = 1024;
 /// Longest a finished call waits to hand its last queued events to a slow client.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -783,6 +785,9 @@ impl ServerHandler for MoatServer {
 
     #[allow(deprecated)]
     async fn subscribe(&self, r: SubscribeRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        if r.uri.len() > MAX_URI_BYTES {
+            return Err(ErrorData::invalid_params(format!("the URI is longer than {MAX_URI_BYTES} bytes"), None));
+        }
         let exists = self.registry().resource_owner(&r.uri).is_some();
         if !exists {
             return Err(ErrorData::resource_not_found(
@@ -790,7 +795,15 @@ impl ServerHandler for MoatServer {
                 Some(json!({"uri": r.uri})),
             ));
         }
-        self.session.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).insert(r.uri);
+        // Templates match endless URIs: a session holds a bounded set.
+        let mut subscribed = self.session.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        if subscribed.len() >= MAX_SUBSCRIPTIONS && !subscribed.contains(&r.uri) {
+            return Err(ErrorData::invalid_request(
+                format!("a session may hold at most {MAX_SUBSCRIPTIONS} resource subscriptions"),
+                None,
+            ));
+        }
+        subscribed.insert(r.uri);
         Ok(())
     }
 

@@ -52,7 +52,7 @@ fn meta(msg: String) -> LoadError {
 }
 
 /// MCP tool and prompt names: 1 to 128 of `A-Z a-z 0-9 _ - .`.
-pub fn valid_name(name: &str) -> bool {
+fn valid_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
@@ -184,16 +184,7 @@ pub fn check(raw: RawCatalogue, limits: &CatalogueLimits) -> Result<Catalogue, L
     let mut seen = HashSet::new();
     let mut tools = Vec::with_capacity(raw.tools.len());
     for t in raw.tools {
-        if !valid_name(&t.name) {
-            return Err(meta(format!(
-                "tool name \"{}\" is invalid: use 1 to 128 characters of A-Z a-z 0-9 _ - .",
-                shown(&t.name)
-            )));
-        }
-        // Names differing only in case look alike to people and models.
-        if !seen.insert(t.name.to_ascii_lowercase()) {
-            return Err(meta(format!("tool `{}` is declared twice (names are compared ignoring case)", t.name)));
-        }
+        identifier("tool", &t.name, &mut seen)?;
         let name = t.name.clone();
         let what = |field: &str| format!("tool `{name}` {field}");
         text(&|| what("description"), &t.description, description, true)?;
@@ -247,15 +238,7 @@ pub fn check(raw: RawCatalogue, limits: &CatalogueLimits) -> Result<Catalogue, L
     }
     let mut names = HashSet::new();
     for p in &raw.prompts {
-        if !valid_name(&p.name) {
-            return Err(meta(format!(
-                "prompt name \"{}\" is invalid: use 1 to 128 characters of A-Z a-z 0-9 _ - .",
-                shown(&p.name)
-            )));
-        }
-        if !names.insert(p.name.to_ascii_lowercase()) {
-            return Err(meta(format!("prompt `{}` is declared twice (names are compared ignoring case)", p.name)));
-        }
+        identifier("prompt", &p.name, &mut names)?;
         let what = || format!("prompt `{}`", p.name);
         if let Some(title) = &p.title {
             text(&|| format!("{} title", what()), title, MAX_TITLE_BYTES, false)?;
@@ -291,6 +274,21 @@ pub fn check(raw: RawCatalogue, limits: &CatalogueLimits) -> Result<Catalogue, L
         )));
     }
     Ok(Catalogue { tools, resources: raw.resources, templates: raw.templates, prompts: raw.prompts })
+}
+
+/// A tool or prompt name: valid, and unique among `seen` ignoring case (names
+/// differing only in case look alike to people and models).
+fn identifier(kind: &str, name: &str, seen: &mut HashSet<String>) -> Result<(), LoadError> {
+    if !valid_name(name) {
+        return Err(meta(format!(
+            "{kind} name \"{}\" is invalid: use 1 to 128 characters of A-Z a-z 0-9 _ - .",
+            shown(name)
+        )));
+    }
+    if !seen.insert(name.to_ascii_lowercase()) {
+        return Err(meta(format!("{kind} `{name}` is declared twice (names are compared ignoring case)")));
+    }
+    Ok(())
 }
 
 /// The name, title and description every resource and template has.

@@ -32,7 +32,6 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::config::{DirGrant, DirMode, Limits, MAX_MEMORY_MB, PluginSettings};
 use crate::schema::{Invalid, SchemaValidator};
 pub use cache::Origin;
-pub use catalogue::valid_name;
 pub use host::open_granted;
 use host::{
     BadAnswer, Budget, CallState, CappedPipe, DeadlineExceeded, HostLogRate, InputRequired, MemoryLimitExceeded,
