@@ -25,6 +25,8 @@ use crate::mcp::{MoatServer, Shared};
 
 /// How long shutdown waits for calls in flight before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long shutdown leaves the last responses to reach their streams.
+const RESPONSE_SETTLE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -78,6 +80,9 @@ pub async fn serve(
         while draining.calls_in_flight() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // A call counts as done when its plugin returns; its response is still
+        // on its way to the stream for a moment after that.
+        tokio::time::sleep(RESPONSE_SETTLE).await;
         streams.cancel();
     });
     let admin_task = admin.map(|l| {
