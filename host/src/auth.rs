@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -32,6 +32,16 @@ pub enum AuthError {
     Invalid(String),
 }
 
+impl AuthError {
+    /// Why the token was refused, without the prefix.
+    pub fn reason(&self) -> &str {
+        match self {
+            AuthError::Missing => "no bearer token",
+            AuthError::Invalid(reason) => reason,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
@@ -40,8 +50,10 @@ pub enum KeyError {
     Parse { path: PathBuf, reason: String },
     #[error("cannot create the dev key in {dir}: {reason}")]
     Dev { dir: PathBuf, reason: String },
-    #[error("unknown algorithm `{0}`")]
-    Algorithm(String),
+    #[error("`{0}` is a shared-secret algorithm; tokens must be signed with a public-key algorithm")]
+    SharedSecretAlgorithm(String),
+    #[error("no token algorithms are allowed: name at least one (e.g. RS256)")]
+    NoAlgorithms,
 }
 
 /// The verified caller of a request, set by the auth middleware.
@@ -80,8 +92,11 @@ struct Claims {
 struct Key {
     kid: Option<String>,
     key: DecodingKey,
-    family: &'static str,
+    family: AlgorithmFamily,
 }
+
+/// Verified tokens by SHA-256: the caller and the token's `exp`.
+type TokenCache = HashMap<[u8; 32], (Arc<Caller>, u64)>;
 
 /// Checks bearer tokens: signature by one of the keys, `alg` in the allowlist,
 /// `iss`, `aud`, `exp` and `nbf` (with leeway).
@@ -89,7 +104,7 @@ pub struct Verifier {
     keys: Vec<Key>,
     jwks: Option<Jwks>,
     validation: Validation,
-    cache: Mutex<HashMap<[u8; 32], (Caller, u64)>>,
+    cache: Mutex<TokenCache>,
 }
 
 /// Keys fetched from the identity provider's JWKS endpoint.
@@ -110,27 +125,21 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn family(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 => "RSA",
-        Algorithm::PS512 => "RSA",
-        Algorithm::ES256 | Algorithm::ES384 => "EC",
-        Algorithm::EdDSA => "OKP",
-        _ => "HMAC",
-    }
+/// Whether a JOSE `typ` names an access token (RFC 9068 §4 allows both forms;
+/// plain `JWT` is what most identity providers send).
+fn is_access_token_type(typ: &str) -> bool {
+    ["JWT", "at+jwt", "application/at+jwt"].iter().any(|t| typ.eq_ignore_ascii_case(t))
 }
 
 impl Verifier {
-    /// `algorithms` are names such as `RS256`; HMAC algorithms are refused.
-    pub fn new(issuer: &str, audience: &str, algorithms: &[String], leeway_s: u64) -> Result<Self, KeyError> {
-        let algs = algorithms
-            .iter()
-            .map(|a| match a.parse::<Algorithm>() {
-                Ok(alg) if family(alg) != "HMAC" => Ok(alg),
-                _ => Err(KeyError::Algorithm(a.clone())),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut validation = Validation::new(*algs.first().ok_or_else(|| KeyError::Algorithm(String::new()))?);
+    /// Tokens must be signed with one of `algorithms`; shared-secret (HMAC)
+    /// algorithms are refused.
+    pub fn new(issuer: &str, audience: &str, algorithms: &[Algorithm], leeway_s: u64) -> Result<Self, KeyError> {
+        if let Some(hmac) = algorithms.iter().find(|a| a.family() == AlgorithmFamily::Hmac) {
+            return Err(KeyError::SharedSecretAlgorithm(format!("{hmac:?}")));
+        }
+        let algs = algorithms.to_vec();
+        let mut validation = Validation::new(*algs.first().ok_or(KeyError::NoAlgorithms)?);
         validation.algorithms = algs;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -159,7 +168,7 @@ impl Verifier {
     }
 
     /// Refreshes the JWKS in the background until the process ends.
-    pub fn spawn_refresh(self: &std::sync::Arc<Self>) {
+    pub fn spawn_refresh(self: &Arc<Self>) {
         if self.jwks.is_none() {
             return;
         }
@@ -195,7 +204,7 @@ impl Verifier {
         let set: jsonwebtoken::jwk::JwkSet = response.json().await.map_err(|e| format!("not a JWK set: {e}"))?;
         let keys: Vec<Key> = set.keys.iter().filter_map(jwk_key).collect();
         tracing::info!(uri = %jwks.uri, keys = keys.len(), "JWKS loaded");
-        jwks.keys.store(std::sync::Arc::new(keys));
+        jwks.keys.store(Arc::new(keys));
         // Tokens verified by a key that is gone must not keep working.
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(ttl)
@@ -242,21 +251,21 @@ impl Verifier {
         }
         let pem = bytes;
         let (key, family) = DecodingKey::from_rsa_pem(&pem)
-            .map(|k| (k, "RSA"))
-            .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, "EC")))
-            .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, "OKP")))
+            .map(|k| (k, AlgorithmFamily::Rsa))
+            .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, AlgorithmFamily::Ec)))
+            .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, AlgorithmFamily::Ed)))
             .map_err(|e| parse(e.to_string()))?;
         self.keys.push(Key { kid: None, key, family });
         Ok(())
     }
 
-    fn add_key(&mut self, kid: String, key: DecodingKey, family: &'static str) {
+    fn add_key(&mut self, kid: String, key: DecodingKey, family: AlgorithmFamily) {
         self.keys.push(Key { kid: Some(kid), key, family });
     }
 
     /// Verifies a token, from the cache when it was verified before and has not
     /// expired since.
-    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Caller>, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = now();
         if let Some((caller, exp)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
@@ -269,10 +278,18 @@ impl Verifier {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if let Some(typ) = &header.typ
-            && !typ.eq_ignore_ascii_case("JWT")
-            && !typ.eq_ignore_ascii_case("at+jwt")
+            && !is_access_token_type(typ)
         {
-            return Err(AuthError::Invalid(format!("token type `{typ}` is not an access token")));
+            return Err(AuthError::Invalid(format!("token type `{}` is not an access token", crate::text::shown(typ))));
+        }
+        // RFC 7515 §4.1.11: moat understands no header extension, so a token
+        // that marks any as critical is refused.
+        if let Some(crit) = &header.crit {
+            let listed: Vec<String> = crit.iter().map(|c| crate::text::shown(c)).collect();
+            return Err(AuthError::Invalid(format!(
+                "the token marks header extensions as critical that this server does not understand: [{}]",
+                listed.join(", ")
+            )));
         }
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(AuthError::Invalid(format!("algorithm {:?} is not allowed", header.alg)));
@@ -285,7 +302,7 @@ impl Verifier {
         }
         let fetched = self.jwks.as_ref().map(|j| j.keys.load_full()).unwrap_or_default();
         let candidates = self.keys.iter().chain(fetched.iter()).filter(|k| {
-            k.family == family(header.alg) && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            k.family == header.alg.family() && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
         let mut last = AuthError::Invalid("no key matches the token".into());
         for k in candidates {
@@ -300,7 +317,7 @@ impl Verifier {
                         (None, Some(list)) => list,
                         (None, None) => Vec::new(),
                     };
-                    let caller = Caller { subject: c.sub, scopes, client_id: c.client_id.or(c.azp) };
+                    let caller = Arc::new(Caller { subject: c.sub, scopes, client_id: c.client_id.or(c.azp) });
                     let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     if cache.len() >= CACHE_CAPACITY {
                         cache.clear();
@@ -320,9 +337,9 @@ impl Verifier {
 fn jwk_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Key> {
     use jsonwebtoken::jwk::AlgorithmParameters as P;
     let family = match &jwk.algorithm {
-        P::RSA(_) => "RSA",
-        P::EllipticCurve(_) => "EC",
-        P::OctetKeyPair(_) => "OKP",
+        P::RSA(_) => AlgorithmFamily::Rsa,
+        P::EllipticCurve(_) => AlgorithmFamily::Ec,
+        P::OctetKeyPair(_) => AlgorithmFamily::Ed,
         _ => return None,
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
@@ -340,6 +357,8 @@ pub struct DevKey {
 
 impl DevKey {
     /// Loads the dev key under `dir`, creating it (0600, in a 0700 folder) once.
+    /// Processes that start together agree: exactly one key is ever written,
+    /// and a process that loses the race uses the winner's.
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
         let err = |reason: String| KeyError::Dev { dir: dir.to_owned(), reason };
@@ -350,8 +369,16 @@ impl DevKey {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|e| err(format!("key generation failed: {e}")))?;
-                write_private(dir, &path, &pem_encode(doc.as_ref())).map_err(|e| err(e.to_string()))?;
-                doc.as_ref().to_vec()
+                match create_private(dir, &path, &pem_encode(doc.as_ref())) {
+                    Ok(()) => doc.as_ref().to_vec(),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        // Another process wrote it first: its key wins.
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                        pem_decode(&text).ok_or_else(|| err(format!("{} is not a PEM private key", path.display())))?
+                    }
+                    Err(e) => return Err(err(format!("cannot write {}: {e}", path.display()))),
+                }
             }
             Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
         };
@@ -366,10 +393,10 @@ impl DevKey {
 
     /// A verifier that accepts tokens this key signs.
     pub fn verifier(&self) -> Result<Verifier, KeyError> {
-        let mut v = Verifier::new(DEV_ISSUER, DEV_AUDIENCE, &["ES256".to_owned()], 30)?;
+        let mut v = Verifier::new(DEV_ISSUER, DEV_AUDIENCE, &[Algorithm::ES256], 30)?;
         let key = DecodingKey::from_ec_components(&self.x, &self.y)
             .map_err(|e| KeyError::Parse { path: "dev key".into(), reason: e.to_string() })?;
-        v.add_key(self.kid.clone(), key, "EC");
+        v.add_key(self.kid.clone(), key, AlgorithmFamily::Ec);
         Ok(v)
     }
 
@@ -394,36 +421,27 @@ impl DevKey {
     }
 }
 
+const PEM_TAG: &str = "PRIVATE KEY";
+
 fn pem_encode(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
+    pem::encode(&pem::Pem::new(PEM_TAG, der))
 }
 
 fn pem_decode(text: &str) -> Option<Vec<u8>> {
-    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()
+    pem::parse(text).ok().filter(|p| p.tag() == PEM_TAG).map(pem::Pem::into_contents)
 }
 
-fn write_private(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path` (0600) unless it exists: the whole file appears at
+/// once, and `AlreadyExists` tells the caller another process got there first.
+fn create_private(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let tmp = dir.join(format!(".dev-key.{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    // Two processes racing to create the key: the first rename wins and both
-    // read the same file afterwards.
-    match std::fs::hard_link(&tmp, path) {
-        Ok(()) | Err(_) => {}
-    }
-    std::fs::remove_file(&tmp)
+    // tempfile creates its files 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map(drop).map_err(|e| e.error)
 }
 
 /// Parses a duration such as `90s`, `30m`, `1h` or `7d`.
@@ -441,4 +459,85 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         return Err("the ttl must be more than zero".into());
     }
     Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dev-signed token with `header` changed by `edit`.
+    fn token_with(key: &DevKey, edit: impl FnOnce(&mut Header)) -> String {
+        let now = now();
+        let claims = serde_json::json!({
+            "sub": "s", "exp": now + 600, "iat": now, "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "scope": "tools:read"
+        });
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        edit(&mut header);
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&key.pkcs8)).unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn both_access_token_types_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DevKey::load_or_create(dir.path()).unwrap();
+        let verifier = key.verifier().unwrap();
+        for typ in ["JWT", "at+jwt", "application/at+jwt", "Application/AT+JWT"] {
+            let t = token_with(&key, |h| h.typ = Some(typ.into()));
+            assert!(runtime().block_on(verifier.verify(&t)).is_ok(), "typ {typ}");
+        }
+        let t = token_with(&key, |h| h.typ = Some("id+jwt".into()));
+        assert!(runtime().block_on(verifier.verify(&t)).is_err());
+    }
+
+    #[test]
+    fn critical_extensions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DevKey::load_or_create(dir.path()).unwrap();
+        let verifier = key.verifier().unwrap();
+        let t = token_with(&key, |h| {
+            h.crit = Some(vec!["exp-ext".into()]);
+            h.extras.insert("exp-ext", "1");
+        });
+        let e = runtime().block_on(verifier.verify(&t)).unwrap_err();
+        assert!(e.to_string().contains("exp-ext"), "{e}");
+    }
+
+    #[test]
+    fn processes_creating_the_dev_key_at_once_agree() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let kids: Vec<String> = (0..4)
+                .map(|_| {
+                    let (dir, barrier) = (dir.path().to_owned(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        DevKey::load_or_create(&dir).unwrap().kid
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect();
+            assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+            assert_eq!(DevKey::load_or_create(dir.path()).unwrap().kid, kids[0]);
+            let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(leftovers, 1, "only the key file remains");
+        }
+    }
+
+    #[test]
+    fn algorithm_errors_name_what_was_found() {
+        assert_eq!(
+            Verifier::new("i", "a", &[], 0).err().map(|e| e.to_string()),
+            Some(KeyError::NoAlgorithms.to_string())
+        );
+        let e = Verifier::new("i", "a", &[Algorithm::HS256], 0).err().unwrap();
+        assert!(e.to_string().contains("HS256"), "{e}");
+    }
 }

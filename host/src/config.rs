@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Component, Path, PathBuf};
 
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 
 /// A configuration or sidecar file that cannot be used.
@@ -166,9 +168,6 @@ impl RawLimits {
             )));
         }
         if let Some(rl) = self.rate_limit {
-            if rl.per_minute == 0 || rl.burst == 0 {
-                return Err(invalid("rate_limit: per_minute and burst must be positive".into()));
-            }
             limits.rate_limit = Some(rl);
         }
         Ok(limits)
@@ -249,12 +248,36 @@ fn normalize_guest(guest: &str) -> Option<String> {
     Some(if out.is_empty() { "/".into() } else { out })
 }
 
-/// Per-token-subject rate limit of a tool.
+/// Per-token-subject rate limit of a tool (both numbers at least 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    pub per_minute: u32,
-    pub burst: u32,
+    pub per_minute: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+/// An OAuth scope token (RFC 6749 §3.3: one or more printable ASCII
+/// characters other than space, `"` and `\\`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+            Ok(Scope(s))
+        } else {
+            Err(format!("`{}` is not a scope (printable ASCII, no spaces, quotes or backslashes)", s.escape_debug()))
+        }
+    }
 }
 
 /// What the operator says about one tool.
@@ -262,7 +285,7 @@ pub struct RateLimit {
 #[serde(deny_unknown_fields)]
 pub struct ToolPolicy {
     /// All of these scopes are needed to list and call the tool.
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Scope>>,
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -288,7 +311,7 @@ struct RawGrants {
 #[serde(deny_unknown_fields)]
 pub struct ContentPolicy {
     /// All of these scopes are needed (default: `tools:read`).
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Scope>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,21 +348,8 @@ impl PluginSettings {
         PluginSettings { limits, ..Default::default() }
     }
 
-    /// Reads `path` (a sidecar) if it exists; relative host paths in it are
-    /// relative to the sidecar's directory.
-    pub fn load_sidecar(path: &Path, defaults: Limits) -> Result<Self, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self::with_limits(defaults));
-            }
-            Err(source) => {
-                return Err(ConfigError::Read { path: path.to_owned(), source });
-            }
-        };
-        Self::parse_sidecar(&text, path, defaults)
-    }
-
+    /// Parses the sidecar `text` read from `path`; relative host paths in it
+    /// are relative to the sidecar's directory.
     pub fn parse_sidecar(text: &str, path: &Path, defaults: Limits) -> Result<Self, ConfigError> {
         let raw: RawSidecar =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
@@ -358,24 +368,6 @@ impl PluginSettings {
         for name in &raw.grants.env {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
                 return Err(invalid(format!("`{name}` is not an environment variable name")));
-            }
-        }
-        for (tool, policy) in &raw.tools {
-            if let Some(rl) = policy.rate_limit
-                && (rl.per_minute == 0 || rl.burst == 0)
-            {
-                return Err(invalid(format!("tools.{tool}.rate_limit: per_minute and burst must be positive")));
-            }
-            if let Some(scopes) = &policy.scopes
-                && let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace))
-            {
-                return Err(invalid(format!("tools.{tool}.scopes: `{bad}` is not a scope")));
-            }
-        }
-        for (what, policy) in [("resources", &raw.resources), ("prompts", &raw.prompts)] {
-            if let Some(bad) = policy.scopes.iter().flatten().find(|s| s.is_empty() || s.contains(char::is_whitespace))
-            {
-                return Err(invalid(format!("{what}.scopes: `{bad}` is not a scope")));
             }
         }
         Ok(PluginSettings {
@@ -445,16 +437,25 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
 }
 
-/// `[auth]`.
+/// `[auth]`: where tokens come from and how they are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfig {
     pub issuer: String,
-    pub audience: Option<String>,
+    /// The `aud` every token must carry (default: `server.public_url`).
+    pub audience: String,
+    pub keys: KeySource,
+    /// Public-key algorithms only (at least one).
+    pub algorithms: Vec<Algorithm>,
+    pub leeway_s: u64,
+    /// What the protected-resource metadata names (default: the issuer).
+    pub authorization_servers: Vec<String>,
+}
+
+/// Where verification keys come from: at least one of the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySource {
     pub jwks_uri: Option<String>,
     pub public_key_files: Vec<PathBuf>,
-    pub algorithms: Vec<String>,
-    pub leeway_s: u64,
-    pub authorization_servers: Vec<String>,
 }
 
 /// `[plugins]`.
@@ -554,25 +555,40 @@ impl Config {
             None => None,
             Some(a) => {
                 let issuer = a.issuer.ok_or_else(|| invalid("[auth] needs `issuer`".into()))?;
+                if issuer == crate::auth::DEV_ISSUER {
+                    return Err(invalid(format!(
+                        "auth.issuer `{issuer}` is the dev issuer; production tokens must come from a real identity provider"
+                    )));
+                }
                 if a.jwks_uri.is_none() && a.public_key_files.is_empty() {
                     return Err(invalid("[auth] needs `jwks_uri` or `public_key_files`".into()));
                 }
-                let algorithms =
-                    if a.algorithms.is_empty() { vec!["RS256".into(), "ES256".into()] } else { a.algorithms };
-                if let Some(bad) = algorithms.iter().find(|alg| !ALLOWED_ALGORITHMS.contains(&alg.as_str())) {
-                    return Err(invalid(format!(
-                        "auth.algorithms: `{bad}` is not allowed; use asymmetric ones: {}",
-                        ALLOWED_ALGORITHMS.join(", ")
-                    )));
-                }
+                let audience = a.audience.or_else(|| server.public_url.clone()).ok_or_else(|| {
+                    invalid("[auth] needs `audience` (or set server.public_url, which it defaults to)".into())
+                })?;
+                let names = if a.algorithms.is_empty() { vec!["RS256".into(), "ES256".into()] } else { a.algorithms };
+                let algorithms = names
+                    .iter()
+                    .map(|name| match name.parse::<Algorithm>() {
+                        Ok(alg) if alg.family() != AlgorithmFamily::Hmac => Ok(alg),
+                        _ => Err(invalid(format!(
+                            "auth.algorithms: `{name}` is not allowed; use asymmetric ones: {}",
+                            ALLOWED_ALGORITHMS.join(", ")
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let authorization_servers =
+                    if a.authorization_servers.is_empty() { vec![issuer.clone()] } else { a.authorization_servers };
                 Some(AuthConfig {
-                    audience: a.audience.or_else(|| server.public_url.clone()),
+                    audience,
                     issuer,
-                    jwks_uri: a.jwks_uri,
-                    public_key_files: a.public_key_files.into_iter().map(rel).collect(),
+                    keys: KeySource {
+                        jwks_uri: a.jwks_uri,
+                        public_key_files: a.public_key_files.into_iter().map(rel).collect(),
+                    },
                     algorithms,
                     leeway_s: a.leeway_s.unwrap_or(30),
-                    authorization_servers: a.authorization_servers,
+                    authorization_servers,
                 })
             }
         };
@@ -623,12 +639,21 @@ mod tests {
         let e = Config::parse("[plugins]\ndri = 1\n", Path::new("m.toml"), &[]).unwrap_err();
         assert!(e.to_string().contains("dri"), "{e}");
         let e = Config::parse(
-            "[auth]\nissuer = \"x\"\njwks_uri = \"y\"\nalgorithms = [\"HS256\"]\n",
+            "[auth]\nissuer = \"x\"\njwks_uri = \"y\"\naudience = \"a\"\nalgorithms = [\"HS256\"]\n",
             Path::new("m.toml"),
             &[],
         )
         .unwrap_err();
         assert!(e.to_string().contains("HS256"), "{e}");
+        let e = Config::parse("[auth]\nissuer = \"x\"\njwks_uri = \"y\"\n", Path::new("m.toml"), &[]).unwrap_err();
+        assert!(e.to_string().contains("audience"), "{e}");
+        let c = Config::parse(
+            "[auth]\nissuer = \"https://idp\"\njwks_uri = \"y\"\naudience = \"a\"\n",
+            Path::new("m.toml"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.auth.unwrap().authorization_servers, vec!["https://idp".to_owned()]);
         let e = Config::parse("[plugins.defaults]\nmemory_mb = 0\n", Path::new("m.toml"), &[]).unwrap_err();
         assert!(e.to_string().contains("memory_mb"), "{e}");
     }
@@ -648,7 +673,16 @@ mod tests {
         assert_eq!(s.env, vec!["API_KEY"]);
         assert_eq!(s.limits.timeout_ms, 100);
         assert_eq!(s.limits.memory_bytes, Limits::default().memory_bytes);
-        assert_eq!(s.tools["x"].rate_limit, Some(RateLimit { per_minute: 5, burst: 1 }));
+        let (five, one) = (NonZeroU32::new(5).unwrap(), NonZeroU32::MIN);
+        assert_eq!(s.tools["x"].rate_limit, Some(RateLimit { per_minute: five, burst: one }));
+        for bad in [
+            "[tools.x]\nrate_limit = { per_minute = 0, burst = 1 }",
+            "[tools.x]\nscopes = [\"a b\"]",
+            "[prompts]\nscopes = [\"\"]",
+        ] {
+            let e = PluginSettings::parse_sidecar(bad, &path, Limits::default()).unwrap_err();
+            assert!(e.to_string().contains("rate_limit") || e.to_string().contains("scope"), "{bad}: {e}");
+        }
 
         let e =
             PluginSettings::parse_sidecar("[grants]\ndirs = [{ host = \"/nonexistent/x\" }]", &path, Limits::default())

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod errors;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
@@ -16,6 +17,7 @@ pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod secrets;
+pub mod state;
 pub mod text;
 pub mod uri_template;
 pub mod watch;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+/// Tool-call outcomes that mean the sandbox stopped the call (deadline, memory,
+/// output cap, crash).
+const SANDBOX_STOPS: [&str; 4] = ["timeout", "memory_limit", "crashed", "output_too_large"];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -134,11 +137,11 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE moat_sandbox_stops_total counter");
         let mut stops: BTreeMap<&str, u64> = BTreeMap::new();
         for (outcome, n) in m.tool_calls.values().flatten() {
-            if matches!(*outcome, "timeout" | "memory_limit" | "crashed" | "output_too_large") {
+            if SANDBOX_STOPS.contains(outcome) {
                 *stops.entry(outcome).or_default() += n;
             }
         }
-        for reason in ["timeout", "memory_limit", "crashed", "output_too_large"] {
+        for reason in SANDBOX_STOPS {
             let _ =
                 writeln!(out, "moat_sandbox_stops_total{{reason=\"{reason}\"}} {}", stops.get(reason).unwrap_or(&0));
         }

@@ -1,8 +1,7 @@
-//! Who may use a tool, and how often: per-tool scopes (SPEC §3 defaults) and
-//! per-subject rate limits.
+//! Who may use a tool, and how often: per-tool scopes (defaults below), the
+//! identity a transport vouches for, and per-subject rate limits.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +9,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Caller;
-use crate::config::RateLimit;
+use crate::config::{ContentPolicy, RateLimit};
+use crate::errors::Refusal;
 use crate::runtime::LoadedPlugin;
 use crate::runtime::types::ToolInfo;
 
@@ -19,25 +19,91 @@ pub const READ_SCOPE: &str = "tools:read";
 /// The scope every other tool needs when the sidecar names none.
 pub const WRITE_SCOPE: &str = "tools:write";
 
-/// All of these scopes are needed to list and call `tool`.
-pub fn required_scopes(plugin: &LoadedPlugin, tool: &ToolInfo) -> Vec<String> {
-    match plugin.settings.tools.get(&tool.name).and_then(|p| p.scopes.clone()) {
-        Some(scopes) => scopes,
-        None if tool.annotations.read_only => vec![READ_SCOPE.to_owned()],
-        None => vec![WRITE_SCOPE.to_owned()],
+/// Who is asking, as the transport vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The operator on a local transport (stdio): the process that started
+    /// moat, who may use everything.
+    Local,
+    /// The bearer of a verified token.
+    Token(Arc<Caller>),
+}
+
+impl Principal {
+    /// Whether this principal holds every scope in `needed`.
+    pub fn holds(&self, needed: &[String]) -> bool {
+        match self {
+            Principal::Local => true,
+            Principal::Token(c) => needed.iter().all(|n| c.scopes.iter().any(|s| s == n)),
+        }
+    }
+
+    pub fn caller(&self) -> Option<&Caller> {
+        match self {
+            Principal::Local => None,
+            Principal::Token(c) => Some(c),
+        }
+    }
+
+    /// The subject for logs, rate limits and request-state binding.
+    pub fn subject(&self) -> &str {
+        match self {
+            Principal::Local => "-",
+            Principal::Token(c) => &c.subject,
+        }
     }
 }
 
-/// All of these scopes are needed to list and read a plugin's resources, or to
-/// list and get its prompts (the sidecar's `[resources]`/`[prompts]`, else
-/// `tools:read`).
-pub fn content_scopes(policy: &crate::config::ContentPolicy) -> Vec<String> {
-    policy.scopes.clone().unwrap_or_else(|| vec![READ_SCOPE.to_owned()])
+/// Who may use a tool, a plugin's resources or its prompts, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// All of these scopes are needed to list and use it.
+    pub scopes: Arc<[String]>,
+    pub rate_limit: Option<RateLimit>,
 }
 
-/// Whether `caller` holds every scope in `needed`. No caller (stdio) may use all.
-pub fn permits(caller: Option<&Caller>, needed: &[String]) -> bool {
-    caller.is_none_or(|c| needed.iter().all(|n| c.scopes.iter().any(|s| s == n)))
+impl Access {
+    /// A tool's: the sidecar's `[tools.NAME]`, else `tools:read` for read-only
+    /// tools and `tools:write` for the rest; its rate limit, else the plugin's.
+    pub fn of_tool(plugin: &LoadedPlugin, tool: &ToolInfo) -> Self {
+        let policy = plugin.settings.tools.get(&tool.name);
+        let scopes = match policy.and_then(|p| p.scopes.as_ref()) {
+            Some(scopes) => scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            None if tool.annotations.read_only => vec![READ_SCOPE.to_owned()],
+            None => vec![WRITE_SCOPE.to_owned()],
+        };
+        let rate_limit = policy.and_then(|p| p.rate_limit).or(plugin.settings.limits.rate_limit);
+        Access { scopes: scopes.into(), rate_limit }
+    }
+
+    /// A plugin's resources or prompts: the sidecar's `[resources]` or
+    /// `[prompts]`, else `tools:read`; never rate limited.
+    pub fn of_content(policy: &ContentPolicy) -> Self {
+        let scopes = match &policy.scopes {
+            Some(scopes) => scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            None => vec![READ_SCOPE.to_owned()],
+        };
+        Access { scopes: scopes.into(), rate_limit: None }
+    }
+
+    /// Lets `who` use `what` (named in the refusal), charging one call to its
+    /// rate limit: the one admission check of every transport.
+    pub fn admit(&self, who: &Principal, what: &str, limits: &RateLimits) -> Result<(), Refusal> {
+        if !who.holds(&self.scopes) {
+            return Err(Refusal::InsufficientScope { what: what.to_owned(), needed: self.scopes.join(" ") });
+        }
+        if let (Some(limit), Principal::Token(caller)) = (self.rate_limit, who)
+            && let Err(wait) = limits.check(what, limit, &caller.subject)
+        {
+            let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(Refusal::RateLimited {
+                tool: what.to_owned(),
+                per_minute: limit.per_minute.get(),
+                retry_after_s,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One tool's limiter, keyed by token subject.
@@ -60,9 +126,7 @@ impl RateLimits {
             }
             map.entry((tool.to_owned(), limit))
                 .or_insert_with(|| {
-                    let per_minute = NonZeroU32::new(limit.per_minute).unwrap_or(NonZeroU32::MIN);
-                    let burst = NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN);
-                    Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)))
+                    Arc::new(RateLimiter::keyed(Quota::per_minute(limit.per_minute).allow_burst(limit.burst)))
                 })
                 .clone()
         };
@@ -71,5 +135,24 @@ impl RateLimits {
             limiter.retain_recent();
         }
         result.map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_local_transport_gets_everything() {
+        let needed = vec!["tools:write".to_owned()];
+        assert!(Principal::Local.holds(&needed));
+        let reader = Principal::Token(Arc::new(Caller {
+            subject: "r".into(),
+            scopes: vec!["tools:read".into()],
+            client_id: None,
+        }));
+        assert!(!reader.holds(&needed));
+        let access = Access { scopes: needed.into(), rate_limit: None };
+        assert!(matches!(access.admit(&reader, "`t`", &RateLimits::default()), Err(Refusal::InsufficientScope { .. })));
     }
 }

@@ -22,7 +22,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Limits, PluginSettings};
-use crate::runtime::types::ToolInfo;
+use crate::policy::Access;
+use crate::runtime::types::{PromptInfo, ToolInfo};
 use crate::runtime::{LoadedPlugin, Origin, Runtime};
 use crate::uri_template::{MAX_URI_BYTES, UriTemplate};
 
@@ -50,8 +51,12 @@ pub enum RegistryError {
 #[derive(Debug, Default)]
 pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
-    /// Tool name → (plugin index, tool index).
-    tools: BTreeMap<String, (usize, usize)>,
+    /// Per plugin: who may read its resources, and who may get its prompts.
+    content: Vec<(Access, Access)>,
+    /// Tool name → (plugin index, tool index, who may call it).
+    tools: BTreeMap<String, (usize, usize, Access)>,
+    /// Prompt name → (plugin index, prompt index).
+    prompts: std::collections::HashMap<String, (usize, usize)>,
     /// Resource URI → plugin index.
     resources: std::collections::HashMap<String, usize>,
     /// Every resource template, parsed once, with its plugin's index.
@@ -155,11 +160,18 @@ impl Registry {
     fn build(mut plugins: Vec<Arc<LoadedPlugin>>, failures: Vec<LoadFailure>, orphan_sidecars: Vec<PathBuf>) -> Self {
         plugins.sort_by(|a, b| a.path.cmp(&b.path));
         let mut tools = BTreeMap::new();
+        let mut prompts = std::collections::HashMap::new();
         let mut resources = std::collections::HashMap::new();
         let mut templates = Vec::new();
+        let mut content = Vec::new();
         for (p, plugin) in plugins.iter().enumerate() {
+            content
+                .push((Access::of_content(&plugin.settings.resources), Access::of_content(&plugin.settings.prompts)));
             for (t, tool) in plugin.tools.iter().enumerate() {
-                tools.insert(tool.name.clone(), (p, t));
+                tools.insert(tool.name.clone(), (p, t, Access::of_tool(plugin, tool)));
+            }
+            for (i, prompt) in plugin.prompts.iter().enumerate() {
+                prompts.entry(prompt.name.clone()).or_insert((p, i));
             }
             for r in &plugin.resources {
                 resources.entry(r.uri.clone()).or_insert(p);
@@ -171,7 +183,7 @@ impl Registry {
                     .filter_map(|t| UriTemplate::parse(&t.uri_template).ok().map(|u| (p, u))),
             );
         }
-        Registry { plugins, tools, resources, templates, failures, orphan_sidecars }
+        Registry { plugins, content, tools, prompts, resources, templates, failures, orphan_sidecars }
     }
 
     pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
@@ -186,16 +198,18 @@ impl Registry {
         &self.orphan_sidecars
     }
 
-    /// The plugin serving `name` and the tool's description.
-    pub fn tool(&self, name: &str) -> Option<(&Arc<LoadedPlugin>, &ToolInfo)> {
-        let &(p, t) = self.tools.get(name)?;
-        Some((&self.plugins[p], &self.plugins[p].tools[t]))
+    /// The tool `name`: its plugin, its description and who may call it.
+    pub fn tool(&self, name: &str) -> Option<Served<'_, &ToolInfo>> {
+        let (p, t, access) = self.tools.get(name)?;
+        let plugin = &self.plugins[*p];
+        Some(Served { plugin, item: &plugin.tools[*t], access })
     }
 
-    /// The plugin serving the resource at `uri`: a fixed resource, else the one
-    /// template that matches (templates of different plugins never overlap).
-    /// URIs longer than [`MAX_URI_BYTES`] are served by nobody.
-    pub fn resource_owner(&self, uri: &str) -> Option<&Arc<LoadedPlugin>> {
+    /// The plugin serving the resource at `uri` and who may read it: a fixed
+    /// resource, else the one template that matches (templates of different
+    /// plugins never overlap). URIs longer than [`MAX_URI_BYTES`] are served
+    /// by nobody.
+    pub fn resource(&self, uri: &str) -> Option<Served<'_, ()>> {
         if uri.len() > MAX_URI_BYTES {
             return None;
         }
@@ -204,13 +218,36 @@ impl Registry {
             .get(uri)
             .copied()
             .or_else(|| self.templates.iter().find(|(_, t)| t.matches(uri)).map(|(p, _)| *p))?;
-        Some(&self.plugins[p])
+        Some(Served { plugin: &self.plugins[p], item: (), access: &self.content[p].0 })
+    }
+
+    /// The prompt `name`: its plugin, its description and who may get it.
+    pub fn prompt(&self, name: &str) -> Option<Served<'_, &PromptInfo>> {
+        let &(p, i) = self.prompts.get(name)?;
+        let plugin = &self.plugins[p];
+        Some(Served { plugin, item: &plugin.prompts[i], access: &self.content[p].1 })
     }
 
     /// Every tool, in name order.
-    pub fn tools(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &ToolInfo)> {
-        self.tools.values().map(|&(p, t)| (&self.plugins[p], &self.plugins[p].tools[t]))
+    pub fn tools(&self) -> impl Iterator<Item = Served<'_, &ToolInfo>> {
+        self.tools.values().map(|(p, t, access)| {
+            let plugin = &self.plugins[*p];
+            Served { plugin, item: &plugin.tools[*t], access }
+        })
     }
+
+    /// Every plugin with who may read its resources and who may get its prompts.
+    pub fn plugins_with_access(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &Access, &Access)> {
+        self.plugins.iter().zip(&self.content).map(|(p, (r, pr))| (p, r, pr))
+    }
+}
+
+/// Something a plugin serves: the plugin, the item, and who may use it.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a, T> {
+    pub plugin: &'a Arc<LoadedPlugin>,
+    pub item: T,
+    pub access: &'a Access,
 }
 
 /// A plugin version a scan swapped in.

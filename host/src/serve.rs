@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use moat::auth::{DEV_SCOPES, DevKey, Verifier};
 use moat::config::Config;
-use moat::http::{self, HttpOptions};
-use moat::mcp::{MoatServer, Shared};
+use moat::http::{self, Authorization, DevAuthority, HttpOptions};
+use moat::mcp::{Mcp, MoatServer, Shared, Transport};
 use moat::metrics::Metrics;
-use moat::registry::{Loader, Registry};
-use moat::watch::{self, Reloads, Trigger};
+use moat::registry::Loader;
+use moat::watch::{self, Reloads, Served, Trigger};
 use rmcp::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -37,14 +37,16 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
-    let shared = Shared::new(runtime, Registry::default(), Arc::new(Metrics::default()));
+    let state = Shared::new(runtime.clone(), Arc::new(Metrics::default()));
+    let served = Served { runtime, metrics: state.metrics.clone(), state: state.clone() };
     let loader = Loader::new(&dir, config.plugins.defaults);
     let shutdown = CancellationToken::new();
     let watching = config.plugins.watch && !args.no_watch;
 
     if args.stdio {
-        start_reloads(&shared, loader, watching, &shutdown, hangup).await?;
-        let service = MoatServer::new(shared).serve(rmcp::transport::stdio()).await?;
+        // stdio is the operator's own pipe: every caller is the local principal.
+        start_reloads(&state, &served, loader, watching, &shutdown, hangup).await?;
+        let service = MoatServer::new(Mcp::new(state, Transport::Local)).serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
         shutdown.cancel();
         return Ok(ExitCode::SUCCESS);
@@ -52,7 +54,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 
     let listen = args.listen.unwrap_or(config.server.listen);
     let admin_listen = args.admin_listen.or(config.server.admin_listen);
-    let (verifier, dev_key) = if args.dev {
+    let (verifier, authorization) = if args.dev {
         if let Some(auth) = &config.auth {
             bail!(
                 "--dev verifies tokens with its own key, but the configuration names the identity provider {}; drop --dev or the [auth] section",
@@ -65,41 +67,25 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             );
         }
         let key = DevKey::load_or_create(Path::new(DEV_DIR))?;
-        (key.verifier()?, Some(key))
+        (key.verifier()?, Authorization::Dev(DevAuthority::new(key)))
     } else {
         let Some(auth) = &config.auth else {
             bail!(
                 "refusing to serve without authentication: add an [auth] section to the configuration, or use --dev (local development) or --stdio"
             );
         };
-        if auth.public_key_files.is_empty() && auth.jwks_uri.is_none() {
-            bail!("[auth] needs jwks_uri or public_key_files to verify tokens");
-        }
-        if auth.issuer == moat::auth::DEV_ISSUER {
-            bail!(
-                "[auth] issuer `{}` is the dev issuer; production tokens must come from a real identity provider",
-                auth.issuer
-            );
-        }
-        let audience = auth
-            .audience
-            .clone()
-            .or_else(|| config.server.public_url.clone())
-            .context("[auth] needs an audience (or set server.public_url)")?;
-        let mut v = Verifier::new(&auth.issuer, &audience, &auth.algorithms, auth.leeway_s)?;
-        for f in &auth.public_key_files {
+        let mut v = Verifier::new(&auth.issuer, &auth.audience, &auth.algorithms, auth.leeway_s)?;
+        for f in &auth.keys.public_key_files {
             v.add_pem_file(f)?;
         }
-        if let Some(uri) = &auth.jwks_uri {
+        if let Some(uri) = &auth.keys.jwks_uri {
             v = v.with_jwks(uri).await;
         }
-        (v, None)
+        (v, Authorization::Servers(auth.authorization_servers.clone()))
     };
-    let options = HttpOptions {
-        public_url: config.server.public_url.clone(),
-        allowed_origins: config.server.allowed_origins.clone(),
-        max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
-        authorization_servers: config.auth.as_ref().map(|a| a.authorization_servers.clone()).unwrap_or_default(),
+    let dev = match &authorization {
+        Authorization::Dev(authority) => Some(authority.clone()),
+        Authorization::Servers(_) => None,
     };
     // Listen at once; `/readyz` answers 503 until the first load is done.
     let listener = http::bind(listen).await?;
@@ -109,31 +95,49 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     };
     let addr = listener.local_addr()?;
     let admin_addr = admin.as_ref().map(|a| a.local_addr()).transpose()?;
+    let options = HttpOptions {
+        public_url: config.server.public_url.clone(),
+        allowed_origins: config.server.allowed_origins.clone(),
+        max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
+        authorization,
+        listen: Some(addr),
+    };
     let verifier = Arc::new(verifier);
     verifier.spawn_refresh();
-    let server = tokio::spawn(http::serve(shared.clone(), verifier, options, listener, admin, shutdown.clone()));
+    let mcp = Mcp::new(state.clone(), Transport::Http);
+    let streams = CancellationToken::new();
+    let app = http::app(mcp.clone(), verifier, options, streams.clone());
+    let server = tokio::spawn(http::serve(mcp, app, listener, streams, shutdown.clone()));
     println!(
         "moat: listening on http://{addr}; loading plugins from {} (/readyz answers 503 until done)",
         dir.display()
     );
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    start_reloads(&shared, loader, watching, &shutdown, hangup).await?;
+    let reloads = start_reloads(&state, &served, loader, watching, &shutdown, hangup).await?;
+    if let Some(listener) = admin {
+        tokio::spawn(http::serve_admin(listener, http::admin_app(state.clone(), reloads), shutdown.clone()));
+    }
     let (loaded, first_tool) = {
-        let registry = shared.registry.load();
+        let snapshot = state.snapshot();
         // The ready command calls a tool that needs no arguments.
-        let first_tool = registry
+        let first_tool = snapshot
+            .registry
             .tools()
-            .find(|(_, t)| t.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
-            .map(|(_, t)| t.name.clone());
-        (registry.plugins().len(), first_tool)
+            .find(|t| t.item.input_schema.get("required").and_then(|r| r.as_array()).is_none_or(|r| r.is_empty()))
+            .map(|t| t.item.name.clone());
+        (snapshot.registry.plugins().len(), first_tool)
     };
     let url = format!("http://{addr}/mcp");
     println!("moat: serving MCP at {url} ({loaded} plugins from {})", dir.display());
     if let Some(a) = admin_addr {
         println!("moat: admin (/metrics, /readyz?verbose) at http://{a}");
     }
-    if let Some(key) = &dev_key {
-        let token = key.mint("dev", DEV_SCOPES, Duration::from_secs(24 * 3600)).map_err(anyhow::Error::msg)?;
+    if let Some(authority) = &dev {
+        println!(
+            "moat: OAuth clients can sign in with no token: this server is its own development authorization server"
+        );
+        let token =
+            authority.key().mint("dev", DEV_SCOPES, Duration::from_secs(24 * 3600)).map_err(anyhow::Error::msg)?;
         println!("moat: dev token (every scope, 24h; mint more with `moat token --dev`):\n{token}");
         if let Some(tool) = &first_tool {
             println!("moat: try it:\n{}", ready_command(&url, &token, tool));
@@ -146,17 +150,18 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 /// The first load (plugins load concurrently), then the reload task and
 /// `SIGHUP`; the server counts as ready from here on.
 async fn start_reloads(
-    shared: &Arc<Shared>,
+    state: &Shared,
+    served: &Served,
     mut loader: Loader,
     watching: bool,
     shutdown: &CancellationToken,
     hangup: tokio::signal::unix::Signal,
-) -> Result<()> {
-    watch::reload(shared, &mut loader, Trigger::Start).await?;
-    let reloads = watch::spawn(shared.clone(), loader, watching, shutdown.clone())?;
-    shared.set_reloads(reloads.clone());
-    tokio::spawn(reload_on_hangup(hangup, reloads));
-    Ok(())
+) -> Result<Reloads> {
+    watch::reload(served, &mut loader, Trigger::Start).await?;
+    let reloads = watch::spawn(served.clone(), loader, watching, shutdown.clone())?;
+    state.set_ready();
+    tokio::spawn(reload_on_hangup(hangup, reloads.clone()));
+    Ok(reloads)
 }
 
 /// A curl command that calls `tool` with no arguments (2026-07-28, stateless).
@@ -200,10 +205,9 @@ async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, reloads: Relo
 /// (and print what happened) or by `SIGHUP` to its PID.
 pub async fn reload(admin: Option<String>, config: Option<&Path>, pid: Option<i32>) -> Result<ExitCode> {
     if let Some(pid) = pid {
-        // SAFETY: kill(2) with a valid signal number; the PID is the operator's choice.
-        if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-            bail!("cannot signal process {pid}: {}", std::io::Error::last_os_error());
-        }
+        let target = rustix::process::Pid::from_raw(pid).with_context(|| format!("`{pid}` is not a process ID"))?;
+        rustix::process::kill_process(target, rustix::process::Signal::HUP)
+            .with_context(|| format!("cannot signal process {pid}"))?;
         println!("moat: sent SIGHUP to {pid}; the server rescans its plugins directory");
         return Ok(ExitCode::SUCCESS);
     }

@@ -137,21 +137,10 @@ mod imp {
     }
 
     pub fn volume_stats(path: &str) -> Result<VolumeStats, VolumeStatsError> {
-        use std::ffi::CString;
-        let c_path = CString::new(path).map_err(|_| VolumeStatsError::Io("path contains NUL".into()))?;
-        let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-        // SAFETY: `c_path` is a valid NUL-terminated string and `s` is writable
-        // memory of the right size; statvfs initialises it when it returns 0.
-        let rc = unsafe { libc::statvfs(c_path.as_ptr(), s.as_mut_ptr()) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(match err.kind() {
-                std::io::ErrorKind::NotFound => VolumeStatsError::NotFound(path.to_owned()),
-                _ => VolumeStatsError::Io(format!("{path}: {err}")),
-            });
-        }
-        // SAFETY: statvfs returned 0, so `s` is initialised.
-        let s = unsafe { s.assume_init() };
+        let s = rustix::fs::statvfs(path).map_err(|e| match e {
+            rustix::io::Errno::NOENT => VolumeStatsError::NotFound(path.to_owned()),
+            e => VolumeStatsError::Io(format!("{path}: {e}")),
+        })?;
         let frsize = s.f_frsize;
         Ok(VolumeStats {
             total_bytes: s.f_blocks * frsize,

@@ -1,5 +1,6 @@
-//! Matching URIs against simple RFC 6570 templates: `{name}` matches one path
-//! segment, `{+name}` matches the rest of the URI (slashes included).
+//! Matching URIs against resource templates, with the very definition the host
+//! routes by ([`moat_uri_template`]): a read the host sends to this plugin
+//! always finds the template that made the host send it.
 
 use std::collections::BTreeMap;
 
@@ -17,60 +18,11 @@ impl UriVars {
     }
 }
 
-enum Part<'a> {
-    Literal(&'a str),
-    Var { name: &'a str, greedy: bool },
-}
-
-fn parse(template: &str) -> Option<Vec<Part<'_>>> {
-    let mut parts = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(Part::Literal(&rest[..open]));
-        }
-        let close = rest[open..].find('}')? + open;
-        let inner = &rest[open + 1..close];
-        let (name, greedy) = match inner.strip_prefix('+') {
-            Some(n) => (n, true),
-            None => (inner, false),
-        };
-        if name.is_empty() {
-            return None;
-        }
-        parts.push(Part::Var { name, greedy });
-        rest = &rest[close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Literal(rest));
-    }
-    Some(parts)
-}
-
-/// The variables of `uri` if it matches `template`.
+/// The variables of `uri` if it matches `template` (none if the template is
+/// not one moat routes).
 pub(crate) fn matches(template: &str, uri: &str) -> Option<UriVars> {
-    let parts = parse(template)?;
-    let mut vars = BTreeMap::new();
-    let mut rest = uri;
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Part::Literal(lit) => rest = rest.strip_prefix(lit)?,
-            Part::Var { name, greedy } => {
-                // A variable runs up to the next literal (or the end).
-                let end = match parts.get(i + 1) {
-                    Some(Part::Literal(next)) => rest.find(next)?,
-                    _ => rest.len(),
-                };
-                let value = &rest[..end];
-                if value.is_empty() || (!greedy && value.contains('/')) {
-                    return None;
-                }
-                vars.insert((*name).to_owned(), value.to_owned());
-                rest = &rest[end..];
-            }
-        }
-    }
-    rest.is_empty().then_some(UriVars(vars))
+    let template = moat_uri_template::Template::parse(template).ok()?;
+    template.captures(uri).map(|vars| UriVars(vars.into_iter().collect()))
 }
 
 #[cfg(test)]
@@ -86,5 +38,13 @@ mod tests {
         assert_eq!(v.get("path"), Some("/var/log"));
         assert!(matches("x://{a}", "y://b").is_none());
         assert!(matches("x://{a}", "x://").is_none());
+    }
+
+    #[test]
+    fn a_uri_the_host_routes_here_is_found() {
+        // The host routes `file://a.txt.txt` to a plugin with `file://{+path}.txt`;
+        // the plugin must find it too.
+        let v = matches("file://{+path}.txt", "file://a.txt.txt").unwrap();
+        assert_eq!(v.get("path"), Some("a.txt"));
     }
 }

@@ -61,13 +61,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// statvfs of a host path: (total, free, available) bytes.
 pub fn statvfs(path: &Path) -> (u64, u64, u64) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: valid C string and writable out-pointer; checked return value.
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) }, 0);
-    // SAFETY: statvfs returned 0.
-    let s = unsafe { s.assume_init() };
+    let s = rustix::fs::statvfs(path).expect("statvfs of a test folder");
     let f = s.f_frsize;
     (s.f_blocks * f, s.f_bfree * f, s.f_bavail * f)
 }

@@ -149,8 +149,8 @@ pub fn mint(dir: &Path, args: &[&str]) -> String {
 impl Server {
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child's PID.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal our own child");
         self.child.wait().expect("moat serve exits")
     }
 }

@@ -24,12 +24,9 @@ pub fn moat_bin() -> String {
 
 /// Pins the calling thread (and threads it starts later) to one CPU.
 pub fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
 /// User + system CPU time of a process.
@@ -38,8 +35,7 @@ pub fn cpu_time(pid: u32) -> Duration {
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
     let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
     Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
@@ -122,8 +118,7 @@ impl Server {
 
     /// Stops the server; under a profiler, SIGINT first so it writes its data.
     pub fn stop(mut self, profile: bool) {
-        // SAFETY: kill(2) with our child's PID.
-        unsafe { libc::kill(self.pid as i32, libc::SIGINT) };
+        signal(self.pid, rustix::process::Signal::INT);
         std::thread::sleep(Duration::from_millis(if profile { 3000 } else { 100 }));
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -142,4 +137,11 @@ pub fn drop_in(dst: &Path, bytes: &[u8]) {
     let tmp = dst.with_file_name(format!(".{}.tmp", dst.file_name().unwrap().to_string_lossy()));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dst).unwrap();
+}
+
+/// Sends `signal` to the process `pid` (a child this bench started).
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
 }

@@ -11,7 +11,7 @@
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
@@ -53,9 +53,7 @@ fn engine_key(engine: &Engine) -> String {
 
 /// True when `meta` belongs to this user and is writable by nobody else.
 fn private_to_us(meta: &fs::Metadata) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    meta.uid() == uid && meta.mode() & 0o022 == 0
+    meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0
 }
 
 impl ArtifactCache {
@@ -154,15 +152,15 @@ impl ArtifactCache {
     fn store(component: &Component, path: &Path) -> std::io::Result<()> {
         let bytes = component.serialize().map_err(std::io::Error::other)?;
         let dir = path.parent().expect("cache entries live in the cache directory");
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-            std::process::id()
-        ));
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
+        // tempfile creates its files 0600; a concurrent writer of the same entry
+        // wrote the same bytes, so whichever lands first is kept.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(&bytes)?;
+        tmp.as_file().sync_all()?;
+        match tmp.persist_noclobber(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e.error),
+        }
     }
 }

@@ -2,13 +2,13 @@
 //! volume-stats and client (elicitation, sampling).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::v0_1::moat::plugin::{caller, client, log, progress, types, volume_stats};
+use super::deadline::{Paused, SharedDeadline};
 use super::types::{Answer, AskOutcome, ClientBridge, ClientCapabilities, ElicitAction, LogLevel, PluginEvent};
 use super::types::{Content, PromptMessage, Question, SamplingRequest};
 use crate::config::DirGrant;
@@ -26,11 +26,6 @@ const MAX_HOST_LOG_LINES_PER_CALL: u32 = 50;
 pub const MAX_QUESTIONS_PER_ROUND: usize = 16;
 pub const MAX_QUESTIONS_PER_CALL: u32 = 64;
 
-/// Raised (as a trap) when a call passes its deadline or wall-clock ceiling.
-#[derive(Debug, thiserror::Error)]
-#[error("timed out after {0} ms")]
-pub struct DeadlineExceeded(pub u64);
-
 /// Raised (as a trap) when a plugin tries to grow its memory past the cap.
 #[derive(Debug, thiserror::Error)]
 #[error("memory limit of {limit_mb} MiB exceeded (the plugin asked for {wanted_mb} MiB)")]
@@ -44,78 +39,6 @@ pub struct MemoryLimitExceeded {
 #[derive(Debug, thiserror::Error)]
 #[error("the tool needs input from the client")]
 pub struct InputRequired;
-
-/// A call's two clocks: the deadline (`timeout_ms`), which stands still while
-/// the call waits for a person's answer, and the wall-clock ceiling
-/// (`max_wall_ms`), which never moves. Read by the epoch callback and by the
-/// timer around the call.
-#[derive(Clone)]
-pub struct SharedDeadline(Arc<std::sync::Mutex<Clocks>>);
-
-struct Clocks {
-    deadline: Instant,
-    paused_since: Option<Instant>,
-    ceiling: Instant,
-    timeout_ms: u64,
-    wall_ms: u64,
-}
-
-impl SharedDeadline {
-    pub fn new(started: Instant, timeout_ms: u64, wall_ms: u64) -> Self {
-        SharedDeadline(Arc::new(std::sync::Mutex::new(Clocks {
-            deadline: started + Duration::from_millis(timeout_ms),
-            paused_since: None,
-            ceiling: started + Duration::from_millis(wall_ms),
-            timeout_ms,
-            wall_ms,
-        })))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Clocks> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// When the call should next be looked at: its deadline; while it waits for
-    /// an answer, the ceiling or within [`PAUSED_CHECK`], whichever is first
-    /// (the wait may end, and the deadline run again, at any moment).
-    pub fn next_check(&self) -> Instant {
-        let c = self.lock();
-        if c.paused_since.is_some() { c.ceiling.min(Instant::now() + PAUSED_CHECK) } else { c.deadline.min(c.ceiling) }
-    }
-
-    /// The limit (in ms) the call has passed at `now`, if any.
-    pub fn expired(&self, now: Instant) -> Option<u64> {
-        let c = self.lock();
-        if now >= c.ceiling {
-            return Some(c.wall_ms);
-        }
-        (c.paused_since.is_none() && now >= c.deadline).then_some(c.timeout_ms)
-    }
-
-    fn pause(&self) {
-        let mut c = self.lock();
-        c.paused_since.get_or_insert_with(Instant::now);
-    }
-
-    fn resume(&self) {
-        let mut c = self.lock();
-        if let Some(since) = c.paused_since.take() {
-            c.deadline += since.elapsed();
-        }
-    }
-}
-
-/// How often a call waiting for a person's answer is looked at.
-const PAUSED_CHECK: Duration = Duration::from_millis(100);
-
-/// Resumes the deadline when a wait for an answer ends, however it ends.
-struct Paused<'a>(&'a SharedDeadline);
-
-impl Drop for Paused<'_> {
-    fn drop(&mut self) {
-        self.0.resume();
-    }
-}
 
 /// Raised (as a trap) when a plugin asks something the client did not declare.
 #[derive(Debug, thiserror::Error)]
@@ -565,7 +488,6 @@ impl client::Host for CallState {
             AskOutcome::Answered(answers) => Ok(Ok(answers.into_iter().map(wit_answer).collect())),
             AskOutcome::Failed(m) => Ok(Err(m)),
             AskOutcome::BadAnswer(m) => Err(BadAnswer(m).into()),
-            AskOutcome::MissingCapability(c) => Err(MissingCapability(c).into()),
             AskOutcome::NeedsInput => Err(InputRequired.into()),
         }
     }

@@ -356,8 +356,6 @@ pub enum AskOutcome {
     Failed(String),
     /// The client's answer does not fit the question: the call ends with -32602.
     BadAnswer(String),
-    /// The client did not declare this capability: the call ends with -32021.
-    MissingCapability(&'static str),
     /// Not all answered yet: the call stops and asks (2026-07-28 input-required
     /// round trip); the bridge keeps the questions.
     NeedsInput,

@@ -1,0 +1,126 @@
+//! What listening clients hear when a reload swaps the snapshot:
+//! `list_changed` for what changed, and `resources/updated` for each
+//! subscribed URI whose serving plugin changed (a new version, or none). A
+//! listener that falls behind the swaps resynchronises: it sends every
+//! `list_changed` it may have missed and compares its subscriptions against
+//! the snapshot it last saw, then keeps listening.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rmcp::RoleServer;
+use rmcp::model::SubscriptionFilter;
+use rmcp::service::{Peer, SubscriptionContext, SubscriptionSendError};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{MAX_SUBSCRIPTIONS, McpSnapshot, MoatServer, ServerHandler as _};
+use crate::state::Change;
+
+const ALL: [Change; 3] = [Change::Tools, Change::Resources, Change::Prompts];
+
+/// Where notifications go: a 2025-11-25 session's peer, or a 2026-07-28
+/// subscription's sink (which drops what the client did not ask for).
+trait Sink: Send + Sync {
+    /// Sends one notification; `false` once the other side is gone.
+    fn list_changed(&self, change: Change) -> impl Future<Output = bool> + Send;
+    fn updated(&self, uri: &str) -> impl Future<Output = bool> + Send;
+}
+
+impl Sink for Peer<RoleServer> {
+    async fn list_changed(&self, change: Change) -> bool {
+        let sent = match change {
+            Change::Tools => self.notify_tool_list_changed().await,
+            Change::Resources => self.notify_resource_list_changed().await,
+            Change::Prompts => self.notify_prompt_list_changed().await,
+        };
+        sent.is_ok() || !self.is_transport_closed()
+    }
+
+    async fn updated(&self, uri: &str) -> bool {
+        let sent = self.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri)).await;
+        sent.is_ok() || !self.is_transport_closed()
+    }
+}
+
+impl Sink for rmcp::service::SubscriptionSink {
+    async fn list_changed(&self, change: Change) -> bool {
+        let sent = match change {
+            Change::Tools => self.notify_tool_list_changed().await,
+            Change::Resources => self.notify_resource_list_changed().await,
+            Change::Prompts => self.notify_prompt_list_changed().await,
+        };
+        !matches!(sent, Err(SubscriptionSendError::SubscriptionClosed))
+    }
+
+    async fn updated(&self, uri: &str) -> bool {
+        !matches!(self.notify_resource_updated(uri).await, Err(SubscriptionSendError::SubscriptionClosed))
+    }
+}
+
+/// Whether the plugin serving `uri` differs between two snapshots.
+fn owner_changed(old: &McpSnapshot, new: &McpSnapshot, uri: &str) -> bool {
+    match (old.registry.resource(uri), new.registry.resource(uri)) {
+        (Some(a), Some(b)) => !Arc::ptr_eq(a.plugin, b.plugin),
+        (None, None) => false,
+        _ => true,
+    }
+}
+
+impl MoatServer {
+    /// What a 2026-07-28 subscription gets: what it asked for that moat
+    /// offers, its resource URIs capped like a session's subscriptions.
+    pub(super) fn accepted_filter(&self, requested: &SubscriptionFilter) -> SubscriptionFilter {
+        let mut accepted = requested.supported_by(&self.get_info().capabilities);
+        if let Some(uris) = &mut accepted.resource_subscriptions {
+            uris.truncate(MAX_SUBSCRIPTIONS);
+        }
+        accepted
+    }
+
+    /// Relays swaps to a 2026-07-28 subscription until it ends.
+    pub(super) async fn listen_for_swaps(&self, cx: SubscriptionContext) {
+        let uris: BTreeSet<String> = cx.accepted().resource_subscriptions.iter().flatten().cloned().collect();
+        let sink = cx.sink().clone();
+        let subscriptions = Arc::new(std::sync::Mutex::new(uris));
+        tokio::select! {
+            () = cx.cancelled() => {}
+            () = self.relay_swaps(sink, subscriptions) => {}
+        }
+    }
+
+    /// Relays swaps to a 2025-11-25 session's GET stream until it ends.
+    pub(super) fn follow_swaps(&self, peer: Peer<RoleServer>) {
+        let this = self.clone();
+        let subscriptions = self.session.subscriptions.clone();
+        tokio::spawn(async move { this.relay_swaps(peer, subscriptions).await });
+    }
+
+    async fn relay_swaps(&self, sink: impl Sink, subscriptions: Arc<std::sync::Mutex<BTreeSet<String>>>) {
+        let mut swaps = self.state().swaps();
+        let mut seen = self.state().snapshot();
+        loop {
+            let changes: Vec<Change> = match swaps.recv().await {
+                Ok(swap) => swap.changes.to_vec(),
+                // Fell behind: anything may have changed.
+                Err(RecvError::Lagged(_)) => ALL.to_vec(),
+                Err(RecvError::Closed) => return,
+            };
+            for change in changes {
+                if !sink.list_changed(change).await {
+                    return;
+                }
+            }
+            let now = self.state().snapshot();
+            let updated: Vec<String> = {
+                let subscribed = subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+                subscribed.iter().filter(|uri| owner_changed(&seen, &now, uri)).cloned().collect()
+            };
+            for uri in updated {
+                if !sink.updated(&uri).await {
+                    return;
+                }
+            }
+            seen = now;
+        }
+    }
+}
