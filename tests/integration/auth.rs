@@ -233,6 +233,33 @@ async fn scopes_decide_what_a_token_lists_and_calls() {
     assert!(challenge.contains("resource_metadata=\""), "{challenge}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["id"], 1);
+    assert_eq!(body["error"]["code"], -32003, "{body}");
+    assert!(victim.exists(), "no plugin ran");
+
+    // The 2025-11-25 session era: the same refusal, the same answer.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let legacy = |body: &Value, session: Option<&str>| {
+        let mut req = reqwest::Client::new()
+            .post(&s.url)
+            .bearer_auth(&reader)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(id) = session {
+            req = req.header("Mcp-Session-Id", id).header("MCP-Protocol-Version", "2025-11-25");
+        }
+        req.send()
+    };
+    let r = legacy(&init, None).await.unwrap();
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "cleanup",
+        "arguments": {"path": "/victim", "older_than_days": 0, "dry_run": false}}});
+    let r = legacy(&call, Some(&session)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("error=\"insufficient_scope\""));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(5), json!(-32003)), "{body}");
     assert!(victim.exists(), "no plugin ran");
     let meta: Value =
         reqwest::get(format!("{}/.well-known/oauth-protected-resource", s.base())).await.unwrap().json().await.unwrap();
@@ -354,4 +381,57 @@ async fn a_global_default_rate_limit() {
     let r = send(&s, &auth, "", &call).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn serve_and_token_creating_the_dev_key_together_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(wasm("trivial"), plugins.join("trivial.wasm")).unwrap();
+    // No key yet: `serve --dev` and three `token --dev` race to create it.
+    let cache = dir.path().join("cache");
+    let serve = crate::common::moat(&cache)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--plugins", "plugins"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut serve = Stopped(serve);
+    let minting: Vec<_> = (0..3)
+        .map(|_| {
+            crate::common::moat(&cache)
+                .args(["token", "--dev"])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let tokens: Vec<String> = minting
+        .into_iter()
+        .map(|c| String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap().trim().to_owned())
+        .collect();
+    use std::io::BufRead as _;
+    let out = std::io::BufReader::new(serve.0.stdout.take().unwrap());
+    let url = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("moat: serving MCP at ").map(|r| r.split_whitespace().next().unwrap().to_owned()))
+        .expect("the serving line");
+    for t in &tokens {
+        let r = crate::server::modern_request(&url, t, "tools/list", json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "a token minted while the server started must verify");
+    }
+}
+
+/// A child process stopped, by its own PID, when this goes out of scope.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -315,9 +315,10 @@ async fn sidecar_changes_reload_grants_scopes_and_limits() {
     assert!(!s.log().contains("ERROR"), "valid sidecars log no error:\n{}", s.log());
 }
 
-/// Records the list_changed notifications a 2025-11-25 session receives.
+/// Records the list_changed notifications a 2025-11-25 session receives, and
+/// the URIs of `resources/updated` ones.
 #[derive(Clone, Default)]
-struct Listener(Arc<Mutex<Vec<&'static str>>>);
+struct Listener(Arc<Mutex<Vec<&'static str>>>, Arc<Mutex<Vec<String>>>);
 
 impl ClientHandler for Listener {
     fn get_info(&self) -> ClientConfig {
@@ -335,6 +336,46 @@ impl ClientHandler for Listener {
     async fn on_prompt_list_changed(&self, _cx: NotificationContext<RoleClient>) {
         self.0.lock().unwrap().push("prompts");
     }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.1.lock().unwrap().push(params.uri);
+    }
+}
+
+#[tokio::test]
+#[allow(deprecated)] // resources/subscribe is what 2025-11-25 sessions use
+async fn subscribed_resources_hear_when_the_plugin_serving_them_changes() {
+    let s = Server::start();
+    let legacy = Listener::default();
+    let session = legacy.clone().serve(transport(&s)).await.unwrap();
+    let watched = "test://static-text";
+    session.peer().subscribe(rmcp::model::SubscribeRequestParams::new(watched)).await.unwrap();
+    // Let the session's GET stream open before anything changes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let updates = || legacy.1.lock().unwrap().clone();
+
+    // A change to another plugin says nothing about this resource.
+    let grant =
+        format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", s.dir.path().display());
+    std::fs::write(s.plugins().join("disk_usage.toml"), format!("{grant}[limits]\ntimeout_ms = 20000\n")).unwrap();
+    // (A reload takes tens of milliseconds here.)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(updates().is_empty(), "{:?}", updates());
+
+    // A new configuration of the plugin serving it: updated.
+    std::fs::write(s.plugins().join("everything.toml"), "[limits]\ntimeout_ms = 20000\n").unwrap();
+    wait_for("resources/updated", async || !updates().is_empty()).await;
+    assert_eq!(updates(), [watched]);
+
+    // The plugin goes away: updated again (the resource is gone).
+    std::fs::remove_file(s.plugins().join("everything.wasm")).unwrap();
+    wait_for("resources/updated on removal", async || updates().len() == 2).await;
+    assert_eq!(updates(), [watched, watched]);
+    session.cancel().await.unwrap();
 }
 
 fn transport(s: &Server) -> StreamableHttpClientTransport<reqwest::Client> {

@@ -46,6 +46,13 @@ fn stdio_serves_initialize_list_call_and_hot_reload() {
     );
     let call = recv();
     assert_eq!(call["result"]["content"][0]["text"], "This is a simple text response for testing.");
+    // stdio is the local operator: no token, every tool; errors are coded as
+    // over HTTP (an unknown tool is -32602 there too).
+    send(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}}),
+    );
+    let unknown = recv();
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
     // Hot reload reaches stdio clients too.
     std::fs::copy(wasm("trivial"), plugins.join(".trivial.tmp")).unwrap();
     std::fs::rename(plugins.join(".trivial.tmp"), plugins.join("trivial.wasm")).unwrap();

@@ -151,6 +151,11 @@ pub fn run(root: &Path, tools: &Tools, moat: &Path, wasm: &Path) -> Result<(u64,
             c.arg(root.join("tests/interop/python_client.py")).args([&url, &token]);
             c
         }),
+        ("python mcp SDK OAuth client: discovery, registration and PKCE against --dev, no token given", {
+            let mut c = Command::new(&tools.python);
+            c.arg(root.join("tests/interop/python_oauth.py")).args([&url, "disk_usage"]);
+            c
+        }),
         ("typescript SDK client", {
             let mut c = Command::new(&tools.node);
             c.arg(&ts_client).args([&url, &token]);

@@ -82,9 +82,10 @@ impl MoatServer {
         let uris: BTreeSet<String> = cx.accepted().resource_subscriptions.iter().flatten().cloned().collect();
         let sink = cx.sink().clone();
         let subscriptions = Arc::new(std::sync::Mutex::new(uris));
+        let (swaps, seen) = (self.state().swaps(), self.state().snapshot());
         tokio::select! {
             () = cx.cancelled() => {}
-            () = self.relay_swaps(sink, subscriptions) => {}
+            () = self.relay_swaps(sink, subscriptions, swaps, seen) => {}
         }
     }
 
@@ -92,12 +93,20 @@ impl MoatServer {
     pub(super) fn follow_swaps(&self, peer: Peer<RoleServer>) {
         let this = self.clone();
         let subscriptions = self.session.subscriptions.clone();
-        tokio::spawn(async move { this.relay_swaps(peer, subscriptions).await });
+        // Listening starts now, not when the task first runs: no swap is missed.
+        let (swaps, seen) = (self.state().swaps(), self.state().snapshot());
+        tokio::spawn(async move { this.relay_swaps(peer, subscriptions, swaps, seen).await });
     }
 
-    async fn relay_swaps(&self, sink: impl Sink, subscriptions: Arc<std::sync::Mutex<BTreeSet<String>>>) {
-        let mut swaps = self.state().swaps();
-        let mut seen = self.state().snapshot();
+    /// Relays every swap heard on `swaps` to `sink`, starting from the
+    /// snapshot `seen`, until the sink is gone.
+    async fn relay_swaps(
+        &self,
+        sink: impl Sink,
+        subscriptions: Arc<std::sync::Mutex<BTreeSet<String>>>,
+        mut swaps: tokio::sync::broadcast::Receiver<crate::state::Swap>,
+        mut seen: Arc<McpSnapshot>,
+    ) {
         loop {
             let changes: Vec<Change> = match swaps.recv().await {
                 Ok(swap) => swap.changes.to_vec(),
@@ -122,5 +131,58 @@ impl MoatServer {
             }
             seen = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::mcp::{Mcp, Shared, Transport};
+    use crate::registry::Registry;
+    use crate::state::Publish as _;
+
+    /// Records what it is told to send.
+    struct Recorder(mpsc::UnboundedSender<String>);
+
+    impl Sink for Recorder {
+        async fn list_changed(&self, change: Change) -> bool {
+            self.0.send(format!("{change:?}")).is_ok()
+        }
+
+        async fn updated(&self, uri: &str) -> bool {
+            self.0.send(format!("updated {uri}")).is_ok()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_falls_behind_resynchronises_and_keeps_listening() {
+        let runtime =
+            std::sync::Arc::new(crate::runtime::Runtime::new(crate::runtime::RuntimeOptions::default()).unwrap());
+        let state = Shared::new(runtime, Default::default());
+        let server = MoatServer::new(Mcp::new(state.clone(), Transport::Local));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (swaps, seen) = (state.swaps(), state.snapshot());
+        let task = tokio::spawn({
+            let server = server.clone();
+            async move { server.relay_swaps(Recorder(tx), Default::default(), swaps, seen).await }
+        });
+        for round in 0..2 {
+            // More swaps than the channel holds, before the listener can run.
+            for _ in 0..100 {
+                state.publish(Registry::default());
+            }
+            let mut heard = Vec::new();
+            for _ in 0..3 {
+                let note = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+                heard.push(note.expect("a resync notification").expect("the listener lives"));
+            }
+            assert_eq!(heard, ["Tools", "Resources", "Prompts"], "round {round}");
+        }
+        assert!(!task.is_finished(), "still listening after falling behind twice");
+        task.abort();
     }
 }

@@ -152,15 +152,12 @@ impl ArtifactCache {
     fn store(component: &Component, path: &Path) -> std::io::Result<()> {
         let bytes = component.serialize().map_err(std::io::Error::other)?;
         let dir = path.parent().expect("cache entries live in the cache directory");
-        // tempfile creates its files 0600; a concurrent writer of the same entry
-        // wrote the same bytes, so whichever lands first is kept.
+        // tempfile creates its files 0600. The rename replaces an entry that
+        // was distrusted (or corrupt) in one step; a concurrent writer of the
+        // same entry wrote the same bytes.
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(&bytes)?;
         tmp.as_file().sync_all()?;
-        match tmp.persist_noclobber(path) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e.error),
-        }
+        tmp.persist(path).map(drop).map_err(|e| e.error)
     }
 }
