@@ -3,7 +3,10 @@
 //! generator to CPU 1, at concurrency 1, 16 and 64, in both protocol eras.
 //! Reports calls/s, p50/p99 latency and server CPU time per call (from
 //! /proc/PID/stat), beside a baseline in the same run: `GET /healthz` (HTTP
-//! stack only: no auth, no MCP, no sandbox).
+//! stack only: no auth, no MCP, no sandbox). Then every case again against a
+//! native rmcp server (`host/examples/native_baseline.rs`: the same disk_usage
+//! logic and JWT verifier, no sandbox), alternating with moat, with moat /
+//! native ratios.
 
 mod common;
 
@@ -145,8 +148,11 @@ fn main() {
     // `cargo xtask bench --against REV`: the same cases against another build,
     // alternating, in this run.
     if let Ok(other) = std::env::var("MOAT_BENCH_AGAINST") {
-        return against(&rt, &moat, &other);
+        println!("this build: {moat}\nagainst:    {other}");
+        let cases: Vec<_> = CASES.into_iter().filter(|(_, m)| *m != Mode::FreshToken).collect();
+        return compare(&rt, [("old", other.as_str()), ("new", moat.as_str())], &cases, &[1, 16]);
     }
+    let native = native_bin();
     let server = common::Server::start(&moat, profile, &[]);
     let target = target_of(&server);
     println!("{:<40} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
@@ -161,27 +167,53 @@ fn main() {
     }
     auth_cost(&rt, &target.key, &rows);
     server.stop(profile);
+    println!("\nagainst a native rmcp server: {native}");
+    compare(&rt, [("native", native.as_str()), ("moat", moat.as_str())], &CASES, &[16]);
 }
 
-/// This build ("new") against `other` ("old"): each case run on both in turn,
-/// old then new, `MOAT_BENCH_ROUNDS` times (default 3), each server alone on
-/// CPU 0; the ratio is new / old of the medians.
-fn against(rt: &tokio::runtime::Runtime, new: &str, old: &str) {
+/// The native baseline (`cargo build --release --example native_baseline`), or
+/// `MOAT_NATIVE_BIN`: it takes moat's `serve --dev` and `token --dev` arguments,
+/// so [`common::Server`] starts it as it starts moat.
+fn native_bin() -> String {
+    let bin = std::env::var("MOAT_NATIVE_BIN").unwrap_or_else(|_| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/release/examples/native_baseline")
+            .display()
+            .to_string()
+    });
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "{bin} is missing: cargo build --release -p moat --example native_baseline (cargo xtask bench does)"
+    );
+    bin
+}
+
+/// Server `b` against server `a`: each case run on both in turn, `a` then `b`,
+/// `MOAT_BENCH_ROUNDS` times (default 3), each server alone on CPU 0; the ratio
+/// is b / a of the medians.
+fn compare(rt: &tokio::runtime::Runtime, servers: [(&str, &str); 2], cases: &[(&str, Mode)], concs: &[usize]) {
     let rounds: usize = std::env::var("MOAT_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
-    println!("this build: {new}\nagainst:    {old}\n{rounds} rounds, medians");
+    let [(a, _), (b, _)] = servers;
+    println!("{rounds} rounds, medians; ratios are {b} / {a}");
     println!(
-        "{:<36} {:>10} {:>10} {:>7} {:>12} {:>12} {:>7}",
-        "case", "old /s", "new /s", "ratio", "old CPU/call", "new CPU/call", "ratio"
+        "{:<36} {:>10} {:>10} {:>7} {:>15} {:>15} {:>7}",
+        "case",
+        format!("{a} /s"),
+        format!("{b} /s"),
+        "ratio",
+        format!("{a} CPU/call"),
+        format!("{b} CPU/call"),
+        "ratio"
     );
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    for (name, mode) in CASES.into_iter().filter(|(_, m)| *m != Mode::FreshToken) {
-        for conc in [1usize, 16] {
+    for &(name, mode) in cases {
+        for &conc in concs {
             let mut runs: [Vec<[f64; 2]>; 2] = [Vec::new(), Vec::new()];
             for _round in 0..rounds {
-                for (i, bin) in [old, new].into_iter().enumerate() {
+                for (i, (_, bin)) in servers.into_iter().enumerate() {
                     let server = common::Server::start(bin, false, &[]);
                     let target = target_of(&server);
                     let [rate, _, _, cpu] = measure(rt, server.pid, &target, mode, conc);
@@ -192,7 +224,7 @@ fn against(rt: &tokio::runtime::Runtime, new: &str, old: &str) {
             let [o, n] =
                 runs.map(|r| [median(r.iter().map(|x| x[0]).collect()), median(r.iter().map(|x| x[1]).collect())]);
             println!(
-                "{:<36} {:>10.0} {:>10.0} {:>7.3} {:>9.1} µs {:>9.1} µs {:>7.3}",
+                "{:<36} {:>10.0} {:>10.0} {:>7.3} {:>12.1} µs {:>12.1} µs {:>7.3}",
                 format!("{name} c={conc}"),
                 o[0],
                 n[0],

@@ -26,8 +26,9 @@ fn main() -> Result<()> {
                  commands:\n  \
                  demo            build everything and start a dev server (prints a token and a command)\n  \
                  test [ARGS]     build plugins, run every test, then the interop suite (ARGS go to cargo test)\n  \
-                 bench           HTTP load on a release server: calls/s, p50/p99, CPU per call;\n                  \
-                 `bench --against REV` runs the cases on this build and on revision REV, with ratios\n  \
+                 bench           HTTP load on a release server: calls/s, p50/p99, CPU per call, and\n                  \
+                 ratios to a native rmcp server with the same tool; `bench --against REV` runs\n                  \
+                 the cases on this build and on revision REV instead, with ratios\n  \
                  bench-reload    hot reload: latency to the first call on a new build, calls/s while reloading\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
@@ -192,9 +193,11 @@ fn demo() -> Result<()> {
         .current_dir(&here))
 }
 
-/// Load against a release `moat serve`: both eras, concurrency 1/16/64. With
-/// `--against REV`, the same cases against a release build of that revision
-/// (built in a git worktree under `target/`), alternating, with ratios.
+/// Load against a release `moat serve`: both eras, concurrency 1/16/64, then
+/// the same cases against the native baseline (`--example native_baseline`),
+/// alternating, with ratios. With `--against REV`, the same cases against a
+/// release build of that revision (built in a git worktree under `target/`)
+/// instead, alternating, with ratios.
 fn bench_http(args: &[String]) -> Result<()> {
     let wasm = build_plugins()?;
     let against = match args {
@@ -203,6 +206,9 @@ fn bench_http(args: &[String]) -> Result<()> {
         _ => bail!("usage: cargo xtask bench [--against REV]"),
     };
     run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
+    // Apart from the binary: an example brings in dev-dependencies, whose
+    // features would otherwise change the `moat` under test.
+    run(cargo().args(["build", "--release", "-p", "moat", "--example", "native_baseline"]))?;
     let mut cmd = cargo();
     cmd.args(["bench", "-p", "moat", "--bench", "http"]).env("MOAT_TEST_WASM_DIR", &wasm);
     if let Some(bin) = against {
