@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use moat::config::{Config, DirGrant, Limits, PluginSettings};
 use moat::registry::Registry;
-use moat::runtime::types::ToolOutput;
 use moat::runtime::{CallContext, CallError, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
 mod serve;
@@ -296,7 +295,7 @@ async fn call(
     let plugin = load_one(&runtime, file, settings).await?;
     match runtime.call_tool(&plugin, tool, &arguments, &CallContext::default()).await {
         Ok(out) => {
-            println!("{}", serde_json::to_string_pretty(&tool_result_json(&out))?);
+            println!("{}", serde_json::to_string_pretty(&moat::mcp::convert::tool_result(out))?);
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ (CallError::InvalidArguments(_) | CallError::NotFound(_))) => bail!("{e}"),
@@ -305,39 +304,6 @@ async fn call(
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// A tool result in the shape of an MCP `CallToolResult`.
-fn tool_result_json(out: &ToolOutput) -> Value {
-    use base64::Engine as _;
-    use moat::runtime::types::{Content, ResourceBody};
-    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
-    let content: Vec<Value> = out
-        .content
-        .iter()
-        .map(|c| match c {
-            Content::Text(text) => json!({"type": "text", "text": text}),
-            Content::Image { data, mime_type } => {
-                json!({"type": "image", "data": b64(data), "mimeType": mime_type})
-            }
-            Content::Audio { data, mime_type } => {
-                json!({"type": "audio", "data": b64(data), "mimeType": mime_type})
-            }
-            Content::Resource(r) => {
-                let mut res = json!({"uri": r.uri, "mimeType": r.mime_type});
-                match &r.body {
-                    ResourceBody::Text(t) => res["text"] = json!(t),
-                    ResourceBody::Blob(b) => res["blob"] = json!(b64(b)),
-                }
-                json!({"type": "resource", "resource": res})
-            }
-        })
-        .collect();
-    let mut v = json!({"content": content, "isError": false});
-    if let Some(s) = &out.structured {
-        v["structuredContent"] = s.clone();
-    }
-    v
 }
 
 async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCode> {

@@ -398,7 +398,7 @@ async fn serve_and_token_creating_the_dev_key_together_agree() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut serve = Stopped(serve);
+    let mut serve = crate::common::Stopped(serve);
     let minting: Vec<_> = (0..3)
         .map(|_| {
             crate::common::moat(&cache)
@@ -423,15 +423,5 @@ async fn serve_and_token_creating_the_dev_key_together_agree() {
     for t in &tokens {
         let r = crate::server::modern_request(&url, t, "tools/list", json!({})).send().await.unwrap();
         assert_eq!(r.status(), 200, "a token minted while the server started must verify");
-    }
-}
-
-/// A child process stopped, by its own PID, when this goes out of scope.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

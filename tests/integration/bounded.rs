@@ -547,7 +547,7 @@ async fn the_listener_opens_before_the_plugins_are_loaded() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut child = Stopped(child);
+    let mut child = crate::common::Stopped(child);
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines().map_while(Result::ok);
     let listening = lines.find(|l| l.starts_with("moat: listening on ")).expect("the listening line");
     let base = listening.trim_start_matches("moat: listening on ").split(';').next().unwrap().to_owned();
@@ -557,16 +557,6 @@ async fn the_listener_opens_before_the_plugins_are_loaded() {
     let serving = lines.find(|l| l.starts_with("moat: serving MCP at ")).expect("the serving line");
     assert!(serving.contains("(1 plugins"), "{serving}");
     assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), 200);
-}
-
-/// A child process stopped, by its own PID, when this goes out of scope.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]

@@ -65,3 +65,14 @@ pub fn statvfs(path: &Path) -> (u64, u64, u64) {
     let f = s.f_frsize;
     (s.f_blocks * f, s.f_bfree * f, s.f_bavail * f)
 }
+
+/// A child process stopped, by its own PID, when this goes out of scope (also
+/// when a test fails half-way), before the folders it serves are removed.
+pub struct Stopped(pub std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -287,7 +287,7 @@ async fn session_errors_and_delete() {
         .send()
         .await
         .unwrap();
-    assert!(del.status().is_success());
+    assert_eq!(del.status(), 204, "an ended session: no content");
     let r = post_raw(&s, &[legacy[0], ("Mcp-Session-Id", &session)], list).await;
     assert_eq!(r.status, 404, "request after DELETE");
     // GET and DELETE are not part of the stateless era.

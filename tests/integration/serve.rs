@@ -16,7 +16,7 @@ fn stdio_serves_initialize_list_call_and_hot_reload() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
     std::fs::copy(wasm("everything"), plugins.join("everything.wasm")).unwrap();
-    let mut child = moat(&dir.path().join("cache"))
+    let child = moat(&dir.path().join("cache"))
         .args(["serve", "--stdio", "--plugins"])
         .arg(&plugins)
         .stdin(Stdio::piped())
@@ -24,8 +24,9 @@ fn stdio_serves_initialize_list_call_and_hot_reload() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = crate::common::Stopped(child);
+    let mut stdin = child.0.stdin.take().unwrap();
+    let lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
     let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
@@ -61,7 +62,7 @@ fn stdio_serves_initialize_list_call_and_hot_reload() {
     let list = recv();
     assert!(list["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "noop"), "{list}");
     drop(stdin);
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "stdio server exits cleanly when stdin closes: {status}");
 }
 
@@ -195,7 +196,7 @@ fn every_tool_call_is_audited_without_the_token() {
     std::fs::create_dir(&plugins).unwrap();
     std::fs::copy(wasm("everything"), plugins.join("everything.wasm")).unwrap();
     let log = std::fs::File::create(dir.path().join("moat.log")).unwrap();
-    let mut child = moat(&dir.path().join("cache"))
+    let child = moat(&dir.path().join("cache"))
         .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
         .env("MOAT_LOG", "moat::audit=info")
         .current_dir(dir.path())
@@ -203,7 +204,8 @@ fn every_tool_call_is_audited_without_the_token() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = crate::common::Stopped(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let url = lines
         .by_ref()
         .map_while(Result::ok)
@@ -219,8 +221,7 @@ fn every_tool_call_is_audited_without_the_token() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("intentionally"), "{out:?}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let log = std::fs::read_to_string(dir.path().join("moat.log")).unwrap();
     let line = log.lines().find(|l| l.contains("tool call")).unwrap_or_else(|| panic!("no audit event in {log}"));
     for field in [

@@ -109,11 +109,36 @@ fn build_plugins() -> Result<PathBuf> {
         }
     }
     eprintln!("plugins built in {}", dir.display());
+    // The first-party plugins alone, in a folder `moat serve` can load as is.
+    let served = root().join("target/plugins");
+    std::fs::create_dir_all(&served)?;
+    for c in crates_in(&root().join("plugins"))? {
+        std::fs::copy(dir.join(format!("{c}.wasm")), served.join(format!("{c}.wasm")))?;
+    }
+    eprintln!("first-party plugins ready to serve: moat serve --dev --plugins {}", served.display());
     Ok(dir)
+}
+
+/// What `cargo xtask test` needs beyond Rust, checked before the long build so
+/// a missing tool is named at once with the command that installs it.
+fn check_prerequisites() -> Result<()> {
+    let works = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
+    let mut missing = Vec::new();
+    if !works(Command::new("npm").arg("--version")) {
+        missing.push("npm (Node.js), for the conformance suite and the TypeScript SDK: apt-get install npm");
+    }
+    if !works(Command::new("python3").args(["-m", "venv", "--help"])) {
+        missing.push("python3 with venv, for the Python MCP SDK: apt-get install python3 python3-venv");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    bail!("cargo xtask test needs:\n  {}", missing.join("\n  "))
 }
 
 fn test(extra: &[String]) -> Result<()> {
     use std::io::{BufRead, BufReader};
+    check_prerequisites()?;
     let wasm = build_plugins()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "xtask"]).env("MOAT_TEST_WASM_DIR", &wasm).args(extra);

@@ -86,7 +86,27 @@ pub(super) fn routes(authority: Arc<DevAuthority>, state: Arc<Shared>) -> Router
         .route("/register", axum::routing::post(register).options(preflight))
         .route("/authorize", get(authorize))
         .route("/token", axum::routing::post(token).options(preflight))
+        .route_layer(axum::middleware::from_fn(loopback_only))
         .with_state(Dev { authority, state })
+}
+
+/// Refuses a request whose `Host` is not this machine: a page on a foreign
+/// name that resolves here (DNS rebinding) must not be able to sign in.
+async fn loopback_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if is_loopback(name) {
+        next.run(req).await
+    } else {
+        oauth_error(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "the development authorization server answers on loopback only",
+        )
+    }
 }
 
 fn random_id(bytes: usize) -> String {
@@ -179,7 +199,16 @@ struct Registration {
 }
 
 async fn register(State(dev): State<Dev>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = register_client(&dev, &body);
+    // JSON only (RFC 7591 §3.1): a form a page can post without asking is refused.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    let response = if json {
+        register_client(&dev, &body)
+    } else {
+        oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", "the registration must be application/json")
+    };
     with_loopback_cors(&headers, response)
 }
 

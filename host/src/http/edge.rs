@@ -189,7 +189,13 @@ pub(super) async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, 
         {
             return edge.refuse(&Refusal::UnknownSession, Value::Null, req.headers());
         }
-        return next.run(req).await;
+        // rmcp answers an ended session 202; clients (the Python SDK among
+        // them) take 200 or 204 as "ended", and there is no body.
+        let mut response = next.run(req).await;
+        if response.status() == axum::http::StatusCode::ACCEPTED {
+            *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+        }
+        return response;
     }
     if req.method() != Method::POST {
         return next.run(req).await;

@@ -189,3 +189,134 @@ async fn resource_metadata_always_names_an_authorization_server() {
     assert_eq!(meta["issuer"], "http://127.0.0.1:8000");
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
 }
+
+/// A harness whose verifier trusts the dev authority's key, as `serve --dev`.
+fn dev_harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DevKey::load_or_create(dir.path()).unwrap();
+    let verifier = Arc::new(key.verifier().unwrap());
+    let authority = DevAuthority::new(DevKey::load_or_create(dir.path()).unwrap());
+    let state = Shared::new(runtime(), Arc::new(Metrics::default()));
+    let options = HttpOptions {
+        public_url: None,
+        allowed_origins: Vec::new(),
+        max_body_bytes: 1 << 16,
+        authorization: Authorization::Dev(authority),
+        listen: None,
+    };
+    let app = app(Mcp::new(state, Transport::Http), verifier, options, CancellationToken::new());
+    Harness { app, key, _dir: dir }
+}
+
+fn form_post(path: &str, body: String) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:8000")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn get_at(path: &str, host: &str) -> Request<Body> {
+    Request::builder().uri(path).header(header::HOST, host).body(Body::empty()).unwrap()
+}
+
+/// Registers a client; returns its id.
+async fn register(h: &Harness, redirect: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/register")
+        .header(header::HOST, "127.0.0.1:8000")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"redirect_uris": [redirect], "client_name": "t"}).to_string()))
+        .unwrap();
+    let (status, _, body) = send(h, req).await;
+    (status, body)
+}
+
+fn pkce(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+#[tokio::test]
+async fn the_dev_authorization_server_signs_in_a_client_with_pkce() {
+    let h = dev_harness();
+    let redirect = "http://127.0.0.1:33418/callback";
+    let (status, client) = register(&h, redirect).await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let verifier = "v".repeat(64);
+    let authorize = format!(
+        "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&state=s1&code_challenge={}&code_challenge_method=S256&scope=tools:read",
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>(),
+        pkce(&verifier)
+    );
+    let (status, headers, _) = send(&h, get_at(&authorize, "127.0.0.1:8000")).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = url::Url::parse(headers[header::LOCATION].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(redirect), "{location}");
+    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!((q["state"].as_str(), q["iss"].as_str()), ("s1", "http://127.0.0.1:8000"));
+    let code = q["code"].clone();
+    let exchange = |verifier: &str| {
+        form_post(
+            "/token",
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={redirect}&client_id={client_id}&code_verifier={verifier}"
+            ),
+        )
+    };
+    // A wrong verifier burns the code: PKCE protects it, and it is single use.
+    let (status, _, body) = send(&h, exchange("w".repeat(64).as_str())).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let (status, _, body) = send(&h, exchange(&verifier)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a code is used once: {body}");
+
+    // A fresh code, redeemed properly, gives a token /mcp accepts.
+    let (_, headers, _) = send(&h, get_at(&authorize, "127.0.0.1:8000")).await;
+    let location = url::Url::parse(headers[header::LOCATION].to_str().unwrap()).unwrap();
+    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let req = form_post(
+        "/token",
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={redirect}&client_id={client_id}&code_verifier={verifier}"
+        ),
+    );
+    let (status, _, token) = send(&h, req).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!((token["token_type"].as_str(), token["scope"].as_str()), (Some("Bearer"), Some("tools:read")));
+    let access = token["access_token"].as_str().unwrap();
+    let req = post().header(header::AUTHORIZATION, format!("Bearer {access}")).body(Body::from(LIST)).unwrap();
+    let (status, _, body) = send(&h, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn the_dev_authorization_server_keeps_codes_on_this_machine() {
+    let h = dev_harness();
+    let (status, body) = register(&h, "https://evil.example/cb").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")));
+    // A name that resolves here but is not ours (DNS rebinding) gets nothing.
+    let (status, _, _) = send(&h, get_at("/.well-known/oauth-authorization-server", "evil.example:8000")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A form a page could post without asking is not a registration.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/register")
+        .header(header::HOST, "127.0.0.1:8000")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(json!({"redirect_uris": ["http://127.0.0.1:1/cb"]}).to_string()))
+        .unwrap();
+    assert_eq!(send(&h, req).await.0, StatusCode::BAD_REQUEST);
+    // An unknown client is told so here, never redirected.
+    let (status, headers, _) = send(
+        &h,
+        get_at("/authorize?response_type=code&client_id=nobody&redirect_uri=http://127.0.0.1:1/cb", "127.0.0.1:8000"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!headers.contains_key(header::LOCATION));
+}

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::runtime::types::{
     Answer, Content, ElicitAction, PromptInfo, PromptResult, Question, ResourceBody, ResourceContents, ResourceInfo,
-    ResourceTemplateInfo, Role, Root, ToolInfo,
+    ResourceTemplateInfo, Role, Root, ToolInfo, ToolOutput,
 };
 
 fn b64(data: &[u8]) -> String {
@@ -87,6 +87,14 @@ pub fn contents(c: &ResourceContents) -> McpContents {
 }
 
 /// Like [`content`], moving text instead of copying it.
+/// A tool's output as MCP's `CallToolResult` (what `tools/call` answers and
+/// `moat call` prints).
+pub fn tool_result(out: ToolOutput) -> rmcp::model::CallToolResult {
+    let mut result = rmcp::model::CallToolResult::success(out.content.into_iter().map(into_content).collect());
+    result.structured_content = out.structured;
+    result
+}
+
 pub fn into_content(c: Content) -> ContentBlock {
     match c {
         Content::Text(t) => ContentBlock::text(t),

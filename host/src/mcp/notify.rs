@@ -79,7 +79,18 @@ impl MoatServer {
 
     /// Relays swaps to a 2026-07-28 subscription until it ends.
     pub(super) async fn listen_for_swaps(&self, cx: SubscriptionContext) {
-        let uris: BTreeSet<String> = cx.accepted().resource_subscriptions.iter().flatten().cloned().collect();
+        // Only resources the caller may read now: an update says something
+        // about a resource, and a listener hears nothing it could not read.
+        let Ok(who) = self.principal(cx.request_context()) else { return };
+        let snapshot = self.state().snapshot();
+        let uris: BTreeSet<String> = cx
+            .accepted()
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|uri| snapshot.registry.resource(uri).is_some_and(|r| who.holds(&r.access.scopes)))
+            .cloned()
+            .collect();
         let sink = cx.sink().clone();
         let subscriptions = Arc::new(std::sync::Mutex::new(uris));
         let (swaps, seen) = (self.state().swaps(), self.state().snapshot());

@@ -60,11 +60,7 @@ impl MoatServer {
             "tool call"
         );
         match result {
-            Ok(out) => {
-                let mut result = CallToolResult::success(out.content.into_iter().map(convert::into_content).collect());
-                result.structured_content = out.structured;
-                Ok(result.into())
-            }
+            Ok(out) => Ok(convert::tool_result(out).into()),
             Err(CallError::InputRequired) => Ok(self.input_required(&r.name, &who, call.input.as_deref())?.into()),
             Err(e) => match tool_failure(e) {
                 CallOutcome::ToolError(message) => Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into()),
