@@ -273,10 +273,11 @@ async fn authenticate(State(verifier): State<Arc<Verifier>>, mut req: Request, n
 }
 
 /// What every request shares: the tool's definition, built once (rmcp asks for
-/// it on every call, to check the standard headers), and the root.
+/// it on every call, to check the standard headers), and the root granted as
+/// `/`, as a sidecar grants it to moat's plugin (resolved once).
 struct Shared {
     tool: Tool,
-    root: PathBuf,
+    root: moat::config::DirGrant,
 }
 
 impl Shared {
@@ -288,6 +289,7 @@ impl Shared {
             )
             .with_title(TITLE)
             .with_raw_output_schema(schema_of::<Usage>().into());
+        let root = moat::config::DirGrant::new(&root, "/", moat::config::DirMode::Ro).expect("--root is a directory");
         Shared { tool, root }
     }
 }
@@ -309,7 +311,7 @@ fn schema_of<T: rmcp::schemars::JsonSchema>() -> JsonObject {
 
 /// The plugin's function, natively: `volume_stats` of `path`, then the same
 /// arithmetic.
-fn disk_usage(root: &Path, args: Args) -> Result<Usage, StatsError> {
+fn disk_usage(root: &moat::config::DirGrant, args: Args) -> Result<Usage, StatsError> {
     let path = args.path.unwrap_or_else(|| "/".into());
     let s = volume_stats(root, &path)?;
     let (total_bytes, used_bytes, free_bytes) = (s.total_bytes, s.total_bytes - s.free_bytes, s.available_bytes);
@@ -327,7 +329,7 @@ struct VolumeStats {
 /// What moat's `volume_stats` host function does for a plugin granted `root` as
 /// `/`: resolve `guest` beneath the root (no escape by `..` or links), then
 /// `fstatvfs` the handle.
-fn volume_stats(root: &Path, guest: &str) -> Result<VolumeStats, StatsError> {
+fn volume_stats(root: &moat::config::DirGrant, guest: &str) -> Result<VolumeStats, StatsError> {
     let fd = open_beneath(root, guest)?;
     let s = rustix::fs::fstatvfs(&fd).map_err(|e| StatsError::Io(format!("{guest}: {e}")))?;
     Ok(VolumeStats {
@@ -337,39 +339,15 @@ fn volume_stats(root: &Path, guest: &str) -> Result<VolumeStats, StatsError> {
     })
 }
 
-/// `moat::runtime::open_granted` for a single grant of `root` as `/` (its error
-/// type is not nameable outside moat, so the same steps are spelled out here).
-fn open_beneath(root: &Path, guest: &str) -> Result<rustix::fd::OwnedFd, StatsError> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let not_granted = || StatsError::NotGranted(format!("{guest} is outside the granted directories"));
-    if !guest.starts_with('/') {
-        return Err(StatsError::NotGranted(format!("{guest}: give an absolute path inside a granted directory")));
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in guest.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop().ok_or_else(not_granted)?;
-            }
-            p => parts.push(p),
-        }
-    }
-    let io = |e: rustix::io::Errno| match e {
-        rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => StatsError::NotFound(guest.to_owned()),
-        rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => {
-            StatsError::NotGranted(format!("{guest} resolves outside the granted directory"))
-        }
-        e => StatsError::Io(format!("{guest}: {e}")),
-    };
-    let flags = OFlags::PATH | OFlags::CLOEXEC;
-    let dir = rustix::fs::open(root, flags | OFlags::DIRECTORY, Mode::empty()).map_err(io)?;
-    let rest = parts.join("/");
-    if rest.is_empty() {
-        return Ok(dir);
-    }
-    rustix::fs::openat2(&dir, rest.as_str(), flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)
-        .map_err(io)
+/// The path beneath the one grant of `root` as `/`, opened by moat's own
+/// `open_granted` (what the plugin's `volume-stats` call runs).
+fn open_beneath(root: &moat::config::DirGrant, guest: &str) -> Result<rustix::fd::OwnedFd, StatsError> {
+    use moat::runtime::VolumeStatsError as E;
+    moat::runtime::open_granted(std::slice::from_ref(root), guest).map_err(|e| match e {
+        E::NotGranted(m) => StatsError::NotGranted(m),
+        E::NotFound(m) => StatsError::NotFound(m),
+        E::Io(m) => StatsError::Io(m),
+    })
 }
 
 /// The handler rmcp calls: made once per session (2025-11-25) or per request

@@ -130,6 +130,21 @@ fn cursor(r: &Option<PaginatedRequestParams>) -> Option<&str> {
     r.as_ref().and_then(|p| p.cursor.as_deref())
 }
 
+impl MoatServer {
+    /// One page of the catalogue list `list` picks, holding only what the
+    /// caller may use: lists vary by token, not by connection.
+    fn visible_page<T: Clone>(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        r: &Option<PaginatedRequestParams>,
+        list: fn(&Catalogue) -> &[catalogue::Listed<T>],
+    ) -> Result<(Vec<T>, Option<String>), crate::errors::McpError> {
+        let who = self.principal(cx)?;
+        let snapshot = self.state().snapshot();
+        page(list(&snapshot.view), cursor(r), |l| who.holds(&l.access.scopes), |l| l.item.clone())
+    }
+}
+
 impl ServerHandler for MoatServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(

@@ -6,7 +6,7 @@ use rmcp::service::RequestContext;
 use serde_json::Value;
 
 use super::call::Target;
-use super::{MoatServer, convert, cursor, page};
+use super::{MoatServer, convert};
 use crate::errors::McpError;
 use crate::runtime::CallError;
 
@@ -16,10 +16,7 @@ impl MoatServer {
         r: Option<PaginatedRequestParams>,
         cx: &RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let who = self.principal(cx)?;
-        let snapshot = self.state().snapshot();
-        let (items, next) =
-            page(&snapshot.view.prompts, cursor(&r), |p| who.holds(&p.access.scopes), |p| p.item.clone())?;
+        let (items, next) = self.visible_page(cx, &r, |c| &c.prompts)?;
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)

@@ -6,7 +6,7 @@ use rmcp::model::*;
 use rmcp::service::RequestContext;
 
 use super::call::Target;
-use super::{MAX_SUBSCRIPTIONS, MoatServer, convert, cursor, page};
+use super::{MAX_SUBSCRIPTIONS, MoatServer, convert};
 use crate::errors::{McpError, resource_failure};
 use crate::runtime::CallError;
 use crate::uri_template::MAX_URI_BYTES;
@@ -17,10 +17,7 @@ impl MoatServer {
         r: Option<PaginatedRequestParams>,
         cx: &RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let who = self.principal(cx)?;
-        let snapshot = self.state().snapshot();
-        let (items, next) =
-            page(&snapshot.view.resources, cursor(&r), |l| who.holds(&l.access.scopes), |l| l.item.clone())?;
+        let (items, next) = self.visible_page(cx, &r, |c| &c.resources)?;
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -31,10 +28,7 @@ impl MoatServer {
         r: Option<PaginatedRequestParams>,
         cx: &RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let who = self.principal(cx)?;
-        let snapshot = self.state().snapshot();
-        let (items, next) =
-            page(&snapshot.view.templates, cursor(&r), |l| who.holds(&l.access.scopes), |l| l.item.clone())?;
+        let (items, next) = self.visible_page(cx, &r, |c| &c.templates)?;
         let mut result = ListResourceTemplatesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)

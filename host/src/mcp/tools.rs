@@ -8,7 +8,7 @@ use rmcp::service::RequestContext;
 use serde_json::Value;
 
 use super::call::Target;
-use super::{MoatServer, convert, cursor, page};
+use super::{MoatServer, convert};
 use crate::errors::{CallOutcome, McpError, outcome_label, tool_failure};
 use crate::runtime::CallError;
 
@@ -19,10 +19,7 @@ impl MoatServer {
         r: Option<PaginatedRequestParams>,
         cx: &RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let who = self.principal(cx)?;
-        let snapshot = self.state().snapshot();
-        let (tools, next) =
-            page(&snapshot.view.tools, cursor(&r), |t| who.holds(&t.access.scopes), |t| t.item.clone())?;
+        let (tools, next) = self.visible_page(cx, &r, |c| &c.tools)?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)

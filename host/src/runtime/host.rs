@@ -263,6 +263,9 @@ impl volume_stats::Host for CallState {
 /// with `RESOLVE_BENEATH`): symbolic links are followed only while they stay
 /// inside, and the handle is what gets used, so nothing can swap a path for a
 /// link between the check and the use.
+/// Why `volume-stats` (and [`open_granted`]) refused a path.
+pub type VolumeStatsError = volume_stats::StatsError;
+
 pub fn open_granted(grants: &[DirGrant], guest: &str) -> Result<rustix::fd::OwnedFd, volume_stats::StatsError> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     use volume_stats::StatsError;

@@ -40,9 +40,9 @@ pub use cache::Origin;
 pub use deadline::EPOCH_TICK;
 use deadline::spawn_epoch_ticker;
 pub use error::{CallError, LoadError};
-pub use host::open_granted;
 use host::{CallState, HostLogRate};
 pub use host::{MAX_QUESTIONS_PER_CALL, MAX_QUESTIONS_PER_ROUND};
+pub use host::{VolumeStatsError, open_granted};
 pub use load::{SUPPORTED_WIT_VERSIONS, plugin_name};
 use types::*;
 
