@@ -86,8 +86,9 @@ impl Access {
         Access { scopes: scopes.into(), rate_limit: None }
     }
 
-    /// Lets `who` use `what` (named in the refusal), charging one call to its
-    /// rate limit: the one admission check of every transport.
+    /// Lets `who` use `what` (the rate limit's key, and the name in a
+    /// refusal), charging one call to its rate limit: the one admission check
+    /// of every transport.
     pub fn admit(&self, who: &Principal, what: &str, limits: &RateLimits) -> Result<(), Refusal> {
         if !who.holds(&self.scopes) {
             return Err(Refusal::InsufficientScope { what: what.to_owned(), needed: self.scopes.join(" ") });

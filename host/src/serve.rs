@@ -13,7 +13,7 @@ use moat::http::{self, Authorization, DevAuthority, HttpOptions};
 use moat::mcp::{Mcp, MoatServer, Shared, Transport};
 use moat::metrics::Metrics;
 use moat::registry::Loader;
-use moat::watch::{self, Reloads, Served, Trigger};
+use moat::watch::{self, Reloads, Trigger, Writer};
 use rmcp::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -38,14 +38,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
     let state = Shared::new(runtime.clone(), Arc::new(Metrics::default()));
-    let served = Served { runtime, metrics: state.metrics.clone(), state: state.clone() };
+    let writer = Writer { runtime, metrics: state.metrics.clone(), state: state.clone() };
     let loader = Loader::new(&dir, config.plugins.defaults);
     let shutdown = CancellationToken::new();
     let watching = config.plugins.watch && !args.no_watch;
 
     if args.stdio {
         // stdio is the operator's own pipe: every caller is the local principal.
-        start_reloads(&state, &served, loader, watching, &shutdown, hangup).await?;
+        start_reloads(&state, &writer, loader, watching, &shutdown, hangup).await?;
         let service = MoatServer::new(Mcp::new(state, Transport::Local)).serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
         shutdown.cancel();
@@ -113,7 +113,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         dir.display()
     );
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let reloads = start_reloads(&state, &served, loader, watching, &shutdown, hangup).await?;
+    let reloads = start_reloads(&state, &writer, loader, watching, &shutdown, hangup).await?;
     if let Some(listener) = admin {
         tokio::spawn(http::serve_admin(listener, http::admin_app(state.clone(), reloads), shutdown.clone()));
     }
@@ -151,14 +151,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 /// `SIGHUP`; the server counts as ready from here on.
 async fn start_reloads(
     state: &Shared,
-    served: &Served,
+    writer: &Writer,
     mut loader: Loader,
     watching: bool,
     shutdown: &CancellationToken,
     hangup: tokio::signal::unix::Signal,
 ) -> Result<Reloads> {
-    watch::reload(served, &mut loader, Trigger::Start).await?;
-    let reloads = watch::spawn(served.clone(), loader, watching, shutdown.clone())?;
+    watch::reload(writer, &mut loader, Trigger::Start).await?;
+    let reloads = watch::spawn(writer.clone(), loader, watching, shutdown.clone())?;
     state.set_ready();
     tokio::spawn(reload_on_hangup(hangup, reloads.clone()));
     Ok(reloads)

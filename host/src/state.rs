@@ -8,7 +8,7 @@
 //! registry and a view that belong to different reloads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
@@ -39,15 +39,12 @@ pub trait View: Send + Sync + Sized + 'static {
 pub struct Snapshot<V> {
     pub registry: Arc<Registry>,
     pub view: V,
-    /// Counts swaps from 0 (the empty registry before the first load).
-    pub generation: u64,
 }
 
 /// A swap, as heard by listening sessions: what changed. Sent on every swap,
 /// also when only plugin versions changed (subscribed resources may have).
 #[derive(Debug, Clone)]
 pub struct Swap {
-    pub generation: u64,
     pub changes: Arc<[Change]>,
 }
 
@@ -66,7 +63,6 @@ pub struct State<V> {
     pub metrics: Arc<Metrics>,
     pub rate_limits: RateLimits,
     current: ArcSwap<Snapshot<V>>,
-    generations: AtomicU64,
     swaps: broadcast::Sender<Swap>,
     calls: TaskTracker,
     ready: AtomicBool,
@@ -81,8 +77,7 @@ impl<V: View> State<V> {
             runtime,
             metrics,
             rate_limits: RateLimits::default(),
-            current: ArcSwap::from_pointee(Snapshot { registry, view, generation: 0 }),
-            generations: AtomicU64::new(0),
+            current: ArcSwap::from_pointee(Snapshot { registry, view }),
             swaps,
             calls: TaskTracker::new(),
             ready: AtomicBool::new(false),
@@ -122,11 +117,10 @@ impl<V: View> Publish for State<V> {
 
     fn publish(&self, registry: Registry) -> Vec<Change> {
         let view = V::of(&registry);
-        let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
-        let next = Arc::new(Snapshot { registry: Arc::new(registry), view, generation });
+        let next = Arc::new(Snapshot { registry: Arc::new(registry), view });
         let old = self.current.swap(next.clone());
         let changes = old.view.changes(&next.view);
-        let _ = self.swaps.send(Swap { generation, changes: changes.clone().into() });
+        let _ = self.swaps.send(Swap { changes: changes.clone().into() });
         changes
     }
 }

@@ -67,7 +67,7 @@ impl Trigger {
 /// What the reload task writes to: the served state, through [`Publish`] only,
 /// with the runtime that loads plugins and the metrics it reports to.
 #[derive(Clone)]
-pub struct Served {
+pub struct Writer {
     pub runtime: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
     pub state: Arc<dyn Publish>,
@@ -105,10 +105,10 @@ impl Reloads {
     }
 }
 
-/// Loads the plugins folder into `served` and keeps it loaded: starts the reload
+/// Loads the plugins folder into `writer` and keeps it loaded: starts the reload
 /// task, watching the folder unless `watch` is false. The first scan has already
 /// been done by the caller (so startup failures are reported before serving).
-pub fn spawn(served: Served, loader: Loader, watch: bool, shutdown: CancellationToken) -> Result<Reloads, WatchError> {
+pub fn spawn(writer: Writer, loader: Loader, watch: bool, shutdown: CancellationToken) -> Result<Reloads, WatchError> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let watcher = if watch {
         let w = notify::recommended_watcher(move |event| {
@@ -121,29 +121,29 @@ pub fn spawn(served: Served, loader: Loader, watch: bool, shutdown: Cancellation
         None
     };
     let (requests, rx) = mpsc::channel(16);
-    tokio::spawn(run(served, loader, events, rx, watcher, shutdown));
+    tokio::spawn(run(writer, loader, events, rx, watcher, shutdown));
     Ok(Reloads { requests, watching: watch })
 }
 
 /// Rescans and, when anything changed, swaps the registry.
-pub async fn reload(served: &Served, loader: &mut Loader, trigger: Trigger) -> Result<ScanReport, WatchError> {
+pub async fn reload(writer: &Writer, loader: &mut Loader, trigger: Trigger) -> Result<ScanReport, WatchError> {
     let force = matches!(trigger, Trigger::Signal | Trigger::Admin);
-    let current = served.state.registry();
-    let scan = match loader.scan(&served.runtime, &current, force).await {
+    let current = writer.state.registry();
+    let scan = match loader.scan(&writer.runtime, &current, force).await {
         Ok(scan) => scan,
         Err(e) => {
             tracing::error!(error = %e, "rescan failed; the plugins loaded before keep serving");
-            served.metrics.reload(trigger.as_str(), false, Duration::ZERO);
+            writer.metrics.reload(trigger.as_str(), false, Duration::ZERO);
             return Err(e.into());
         }
     };
     drop(current);
     let report = scan.report;
-    served.metrics.plugin_loads(report.loaded.len(), report.failed.len());
-    served.metrics.plugins(scan.registry.plugins().len(), scan.registry.failures().len());
-    served.metrics.reload(trigger.as_str(), true, Duration::from_secs_f64(report.took_ms / 1e3));
+    writer.metrics.plugin_loads(report.loaded.len(), report.failed.len());
+    writer.metrics.plugins(scan.registry.plugins().len(), scan.registry.failures().len());
+    writer.metrics.reload(trigger.as_str(), true, Duration::from_secs_f64(report.took_ms / 1e3));
     if scan.changed {
-        let changes = served.state.publish(scan.registry);
+        let changes = writer.state.publish(scan.registry);
         tracing::info!(
             trigger = trigger.as_str(),
             loaded = report.loaded.len(),
@@ -158,7 +158,7 @@ pub async fn reload(served: &Served, loader: &mut Loader, trigger: Trigger) -> R
 }
 
 async fn run(
-    served: Served,
+    writer: Writer,
     mut loader: Loader,
     mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     mut requests: mpsc::Receiver<Request>,
@@ -195,7 +195,7 @@ async fn run(
             request = requests.recv() => {
                 let Some(request) = request else { break };
                 pending = Pending::default();
-                let outcome = reload(&served, &mut loader, request.trigger).await;
+                let outcome = reload(&writer, &mut loader, request.trigger).await;
                 if let Ok(report) = &outcome {
                     pending.retry_unsettled(report, Instant::now());
                 }
@@ -205,7 +205,7 @@ async fn run(
             }
             () = sleep_until(deadline), if deadline.is_some() => {
                 pending = Pending::default();
-                if let Ok(report) = reload(&served, &mut loader, Trigger::Watch).await {
+                if let Ok(report) = reload(&writer, &mut loader, Trigger::Watch).await {
                     pending.retry_unsettled(&report, Instant::now());
                 }
             }

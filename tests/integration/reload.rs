@@ -375,6 +375,12 @@ async fn subscribed_resources_hear_when_the_plugin_serving_them_changes() {
     std::fs::remove_file(s.plugins().join("everything.wasm")).unwrap();
     wait_for("resources/updated on removal", async || updates().len() == 2).await;
     assert_eq!(updates(), [watched, watched]);
+
+    // Served again: updated once more.
+    std::fs::copy(wasm("everything"), s.plugins().join(".everything.tmp")).unwrap();
+    std::fs::rename(s.plugins().join(".everything.tmp"), s.plugins().join("everything.wasm")).unwrap();
+    wait_for("resources/updated when it is back", async || updates().len() == 3).await;
+    assert_eq!(updates(), [watched, watched, watched]);
     session.cancel().await.unwrap();
 }
 

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::edge::{host_name, is_loopback_host, is_loopback_origin};
 use crate::auth::{DEV_SCOPES, DevKey};
 use crate::mcp::Shared;
 
@@ -87,6 +88,8 @@ pub(super) fn routes(authority: Arc<DevAuthority>, state: Arc<Shared>) -> Router
         .route("/authorize", get(authorize))
         .route("/token", axum::routing::post(token).options(preflight))
         .route_layer(axum::middleware::from_fn(loopback_only))
+        // Registrations and token requests are read no further than this.
+        .route_layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(Dev { authority, state })
 }
 
@@ -94,11 +97,7 @@ pub(super) fn routes(authority: Arc<DevAuthority>, state: Arc<Shared>) -> Router
 /// name that resolves here (DNS rebinding) must not be able to sign in.
 async fn loopback_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    if is_loopback(name) {
+    if is_loopback_host(host_name(host)) {
         next.run(req).await
     } else {
         oauth_error(
@@ -121,21 +120,10 @@ fn issuer(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// Whether `origin` is a page on this machine (browser-based clients such as
-/// the Inspector run on another loopback port and fetch these endpoints).
-fn loopback_origin(origin: &str) -> bool {
-    url::Url::parse(origin).ok().and_then(|u| u.host_str().map(is_loopback)).unwrap_or(false)
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Lets a loopback page read `response` (CORS); other origins get nothing.
 pub(super) fn with_loopback_cors(headers: &HeaderMap, mut response: Response) -> Response {
     if let Some(origin) = headers.get(header::ORIGIN)
-        && origin.to_str().is_ok_and(loopback_origin)
+        && origin.to_str().is_ok_and(is_loopback_origin)
     {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
@@ -146,7 +134,7 @@ pub(super) fn with_loopback_cors(headers: &HeaderMap, mut response: Response) ->
 
 async fn preflight(headers: HeaderMap) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).is_some_and(loopback_origin) {
+    if headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).is_some_and(is_loopback_origin) {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
         h.insert(
@@ -185,7 +173,7 @@ async fn metadata(State(dev): State<Dev>, headers: HeaderMap) -> Response {
 /// (RFC 8252 §7.3), so a code can only ever go back to this machine.
 fn redirect_allowed(uri: &str) -> bool {
     url::Url::parse(uri)
-        .is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some_and(is_loopback) && u.fragment().is_none())
+        .is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host) && u.fragment().is_none())
 }
 
 #[derive(Deserialize)]
@@ -214,9 +202,6 @@ async fn register(State(dev): State<Dev>, headers: HeaderMap, body: Bytes) -> Re
 
 fn register_client(dev: &Dev, body: &[u8]) -> Response {
     let bad = |description: String| oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", description);
-    if body.len() > MAX_REQUEST_BYTES {
-        return bad(format!("the registration is larger than {MAX_REQUEST_BYTES} bytes"));
-    }
     let request: Registration = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return bad(format!("not a client registration: {e}")),
@@ -370,9 +355,6 @@ async fn token(State(dev): State<Dev>, headers: HeaderMap, body: Bytes) -> Respo
 
 fn exchange(dev: &Dev, body: &[u8]) -> Response {
     let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d.to_owned());
-    if body.len() > MAX_REQUEST_BYTES {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "the token request is too large");
-    }
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let field = |k: &str| form.get(k).map(String::as_str);
     if field("grant_type") != Some("authorization_code") {

@@ -32,13 +32,13 @@ impl Edge {
 
 /// Whether `host` (a URL host or a Host header without its port) is this
 /// machine.
-fn is_loopback_host(host: &str) -> bool {
+pub(super) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host part of a Host header (`name`, `name:port`, `[v6]:port`).
-fn host_name(authority: &str) -> &str {
+pub(super) fn host_name(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
@@ -61,8 +61,12 @@ pub(super) fn origin_allowed(edge: &Edge, origin: &str, headers: &HeaderMap) -> 
     if edge.options.allowed_origins.iter().any(|o| o == origin) {
         return true;
     }
-    let origin_host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(str::to_owned));
-    origin_host.is_some_and(|h| is_loopback_host(&h)) && is_loopback_host(host_name(host))
+    is_loopback_origin(origin) && is_loopback_host(host_name(host))
+}
+
+/// Whether `origin` is a page on this machine (any port).
+pub(super) fn is_loopback_origin(origin: &str) -> bool {
+    url::Url::parse(origin).ok().and_then(|u| u.host_str().map(is_loopback_host)).unwrap_or(false)
 }
 
 pub(super) async fn check_origin(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
@@ -139,18 +143,22 @@ fn value_of(raw: Option<&RawValue>) -> Value {
     raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null)
 }
 
-/// What the envelope check found wrong, or the target the request wants.
+/// What the envelope check found wrong, or the target the request wants. A
+/// request object is parsed once, into the borrowed [`Envelope`]; only a body
+/// that is not one is looked at again, to say what it is.
 fn inspect(bytes: &[u8]) -> Result<Option<(Target, Value)>, (Refusal, Value)> {
-    let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| (Refusal::Parse(e.to_string()), Value::Null))?;
-    let text = raw.get();
-    if text.starts_with('[') {
-        return Err((Refusal::Malformed("JSON-RPC batches are not supported".into()), Value::Null));
+    let what_it_is = |bytes: &[u8]| match serde_json::from_slice::<&RawValue>(bytes) {
+        Err(e) => Refusal::Parse(e.to_string()),
+        Ok(raw) if raw.get().starts_with('[') => Refusal::Malformed("JSON-RPC batches are not supported".into()),
+        Ok(_) => Refusal::Malformed("a JSON-RPC message must be an object".into()),
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err((what_it_is(bytes), Value::Null));
     }
-    if !text.starts_with('{') {
-        return Err((Refusal::Malformed("a JSON-RPC message must be an object".into()), Value::Null));
-    }
-    let envelope: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| (Refusal::Malformed(e.to_string()), Value::Null))?;
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => (Refusal::Malformed(e.to_string()), Value::Null),
+        _ => (Refusal::Parse(e.to_string()), Value::Null),
+    })?;
     let id = || value_of(envelope.id);
     match envelope.jsonrpc.map(RawValue::get) {
         Some("\"2.0\"") => {}
@@ -167,6 +175,9 @@ fn inspect(bytes: &[u8]) -> Result<Option<(Target, Value)>, (Refusal, Value)> {
         }
         return Err((Refusal::Malformed("a JSON-RPC message needs a string `method`".into()), id()));
     };
+    if !matches!(&*method, "tools/call" | "prompts/get" | "resources/read") {
+        return Ok(None);
+    }
     let named: Option<Named<'_>> = envelope.params.and_then(|p| serde_json::from_str(p.get()).ok());
     let target = match (&*method, named) {
         ("tools/call", Some(Named { name: Some(n), .. })) => Target::Tool(n.into_owned()),
@@ -262,6 +273,11 @@ mod tests {
         assert_eq!(inspect(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap(), None);
         let bad = |b: &[u8]| inspect(b).unwrap_err().0;
         assert!(matches!(bad(b"{"), Refusal::Parse(_)));
+        assert!(matches!(bad(b"[1,"), Refusal::Parse(_)), "a broken batch is a parse error");
+        assert!(matches!(bad(br#"{"jsonrpc":"2.0","method":"x"} {"#), Refusal::Parse(_)), "trailing bytes");
+        assert!(matches!(bad(br#"{"jsonrpc":"2.0","method":"x","jsonrpc":"2.0"}"#), Refusal::Malformed(_)));
+        let odd_params = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":[1]}"#;
+        assert_eq!(inspect(odd_params).unwrap(), None, "left for rmcp to answer");
         assert!(matches!(bad(b"[]"), Refusal::Malformed(m) if m.contains("batches")));
         assert!(matches!(bad(b"3"), Refusal::Malformed(m) if m.contains("object")));
         assert!(matches!(bad(br#"{"jsonrpc":"1.0","method":"x"}"#), Refusal::Malformed(m) if m.contains("2.0")));

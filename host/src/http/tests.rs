@@ -27,22 +27,36 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn harness(options: impl FnOnce(&mut HttpOptions)) -> Harness {
+/// The real router over an empty registry, verifying tokens of a fresh dev
+/// key; with `dev`, serving the development authorization server too.
+fn build(dev: bool, options: impl FnOnce(&mut HttpOptions)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let key = DevKey::load_or_create(dir.path()).unwrap();
     let verifier = Arc::new(key.verifier().unwrap());
+    let authorization = if dev {
+        Authorization::Dev(DevAuthority::new(DevKey::load_or_create(dir.path()).unwrap()))
+    } else {
+        Authorization::Servers(vec!["https://idp.example".into()])
+    };
     let state = Shared::new(runtime(), Arc::new(Metrics::default()));
-    let mcp = Mcp::new(state, Transport::Http);
     let mut o = HttpOptions {
         public_url: None,
         allowed_origins: Vec::new(),
         max_body_bytes: 1024,
-        authorization: Authorization::Servers(vec!["https://idp.example".into()]),
+        authorization,
         listen: None,
     };
     options(&mut o);
-    let app = app(mcp, verifier, o, CancellationToken::new());
-    Harness { app, key: DevKey::load_or_create(dir.path()).unwrap(), _dir: dir }
+    let app = app(Mcp::new(state, Transport::Http), verifier, o, CancellationToken::new());
+    Harness { app, key, _dir: dir }
+}
+
+fn harness(options: impl FnOnce(&mut HttpOptions)) -> Harness {
+    build(false, options)
+}
+
+fn dev_harness() -> Harness {
+    build(true, |_| {})
 }
 
 /// A stateless (2026-07-28) POST with `content_type`.
@@ -179,33 +193,13 @@ async fn resource_metadata_always_names_an_authorization_server() {
     let (_, _, body) = send(&h, get("/.well-known/oauth-protected-resource/mcp")).await;
     assert_eq!(body["authorization_servers"], json!(["https://idp.example"]));
     assert_eq!(body["resource"], "http://127.0.0.1:8000/mcp");
-    let dir = tempfile::tempdir().unwrap();
-    let authority = DevAuthority::new(DevKey::load_or_create(dir.path()).unwrap());
-    let h = harness(|o| o.authorization = Authorization::Dev(authority));
+    let h = dev_harness();
     let (_, _, body) = send(&h, get("/.well-known/oauth-protected-resource/mcp")).await;
     assert_eq!(body["authorization_servers"], json!(["http://127.0.0.1:8000"]));
     let (status, _, meta) = send(&h, get("/.well-known/oauth-authorization-server")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(meta["issuer"], "http://127.0.0.1:8000");
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
-}
-
-/// A harness whose verifier trusts the dev authority's key, as `serve --dev`.
-fn dev_harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let key = DevKey::load_or_create(dir.path()).unwrap();
-    let verifier = Arc::new(key.verifier().unwrap());
-    let authority = DevAuthority::new(DevKey::load_or_create(dir.path()).unwrap());
-    let state = Shared::new(runtime(), Arc::new(Metrics::default()));
-    let options = HttpOptions {
-        public_url: None,
-        allowed_origins: Vec::new(),
-        max_body_bytes: 1 << 16,
-        authorization: Authorization::Dev(authority),
-        listen: None,
-    };
-    let app = app(Mcp::new(state, Transport::Http), verifier, options, CancellationToken::new());
-    Harness { app, key, _dir: dir }
 }
 
 fn form_post(path: &str, body: String) -> Request<Body> {
@@ -311,6 +305,16 @@ async fn the_dev_authorization_server_keeps_codes_on_this_machine() {
         .body(Body::from(json!({"redirect_uris": ["http://127.0.0.1:1/cb"]}).to_string()))
         .unwrap();
     assert_eq!(send(&h, req).await.0, StatusCode::BAD_REQUEST);
+    // A registration is read no further than 16 KiB.
+    let huge = json!({"redirect_uris": ["http://127.0.0.1:1/cb"], "client_name": "x".repeat(20 << 10)});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/register")
+        .header(header::HOST, "127.0.0.1:8000")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(huge.to_string()))
+        .unwrap();
+    assert_eq!(send(&h, req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     // An unknown client is told so here, never redirected.
     let (status, headers, _) = send(
         &h,

@@ -45,17 +45,19 @@ pub struct Admitted {
 /// transport. An unknown target is not refused here (its handler answers).
 pub fn admit(state: &Shared, snapshot: &McpSnapshot, who: &Principal, target: &Target) -> Result<(), Refusal> {
     let registry = &snapshot.registry;
-    let (access, what) = match target {
-        Target::Tool(name) => (registry.tool(name).map(|t| t.access), format!("`{name}`")),
-        Target::Resource(uri) => (registry.resource(uri).map(|r| r.access), format!("resource `{uri}`")),
-        Target::Prompt(name) => (registry.prompt(name).map(|p| p.access), format!("prompt `{name}`")),
+    // A tool's rate limit is keyed by its name; resources and prompts have none.
+    let (access, key) = match target {
+        Target::Tool(name) => (registry.tool(name).map(|t| t.access), name.as_str()),
+        Target::Resource(uri) => (registry.resource(uri).map(|r| r.access), uri.as_str()),
+        Target::Prompt(name) => (registry.prompt(name).map(|p| p.access), name.as_str()),
     };
     let Some(access) = access else { return Ok(()) };
-    let rate_key = match target {
-        Target::Tool(name) => name.as_str(),
-        _ => what.as_str(),
-    };
-    access.admit(who, rate_key, &state.rate_limits).map_err(|refusal| {
+    access.admit(who, key, &state.rate_limits).map_err(|refusal| {
+        let what = match target {
+            Target::Tool(name) => format!("`{name}`"),
+            Target::Resource(uri) => format!("resource `{uri}`"),
+            Target::Prompt(name) => format!("prompt `{name}`"),
+        };
         tracing::info!(subject = ?who.subject(), what = ?what, %refusal, "request refused");
         match refusal {
             Refusal::InsufficientScope { needed, .. } => Refusal::InsufficientScope { what, needed },

@@ -24,7 +24,6 @@ mod prompts;
 mod resources;
 mod tools;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::*;
@@ -78,7 +77,7 @@ struct Session {
     log_level: Mutex<Option<LoggingLevel>>,
     /// Resource URIs this session subscribed to; a reload that changes the
     /// plugin serving one sends `notifications/resources/updated`.
-    subscriptions: Arc<Mutex<BTreeSet<String>>>,
+    subscriptions: Arc<Mutex<notify::Subscriptions>>,
 }
 
 /// The handler rmcp calls. Cheap to clone: made once per session or request.

@@ -2,11 +2,16 @@
 //! `list_changed` for what changed, and `resources/updated` for each
 //! subscribed URI whose serving plugin changed (a new version, or none). A
 //! listener that falls behind the swaps resynchronises: it sends every
-//! `list_changed` it may have missed and compares its subscriptions against
-//! the snapshot it last saw, then keeps listening.
+//! `list_changed` it may have missed and checks its subscriptions against
+//! the current snapshot, then keeps listening.
+//!
+//! Each subscription remembers the plugin version that served it, so a swap
+//! costs a listener one set lookup per subscription; a URI is looked up
+//! again only when its version is gone, or (for a URI nobody serves) when the
+//! swap brought new versions.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
 
 use rmcp::RoleServer;
 use rmcp::model::SubscriptionFilter;
@@ -14,6 +19,7 @@ use rmcp::service::{Peer, SubscriptionContext, SubscriptionSendError};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{MAX_SUBSCRIPTIONS, McpSnapshot, MoatServer, ServerHandler as _};
+use crate::runtime::LoadedPlugin;
 use crate::state::Change;
 
 const ALL: [Change; 3] = [Change::Tools, Change::Resources, Change::Prompts];
@@ -57,13 +63,57 @@ impl Sink for rmcp::service::SubscriptionSink {
     }
 }
 
-/// Whether the plugin serving `uri` differs between two snapshots.
-fn owner_changed(old: &McpSnapshot, new: &McpSnapshot, uri: &str) -> bool {
-    match (old.registry.resource(uri), new.registry.resource(uri)) {
-        (Some(a), Some(b)) => !Arc::ptr_eq(a.plugin, b.plugin),
-        (None, None) => false,
-        _ => true,
+/// Resource URIs a listener subscribed to, each with the plugin version that
+/// serves it (none once it went). A `Weak` keeps no version alive, and keeps
+/// its address from being reused, so comparing addresses is sound.
+#[derive(Default)]
+pub(super) struct Subscriptions(BTreeMap<String, Option<Weak<LoadedPlugin>>>);
+
+impl Subscriptions {
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
+
+    pub fn contains(&self, uri: &str) -> bool {
+        self.0.contains_key(uri)
+    }
+
+    pub fn insert(&mut self, uri: String, served_by: &Arc<LoadedPlugin>) {
+        self.0.insert(uri, Some(Arc::downgrade(served_by)));
+    }
+
+    pub fn remove(&mut self, uri: &str) {
+        self.0.remove(uri);
+    }
+
+    /// The URIs whose serving version changed on the way to `now` (which
+    /// then becomes what they remember). `before` are the versions served
+    /// until now: a URI nobody served is looked up only if `now` serves a
+    /// version `before` did not.
+    fn updated(&mut self, before: &[Weak<LoadedPlugin>], now: &McpSnapshot) -> Vec<String> {
+        let serving: HashSet<*const LoadedPlugin> = now.registry.plugins().iter().map(Arc::as_ptr).collect();
+        let before: HashSet<*const LoadedPlugin> = before.iter().map(Weak::as_ptr).collect();
+        let brought_new = serving.iter().any(|p| !before.contains(p));
+        let mut updated = Vec::new();
+        for (uri, served_by) in &mut self.0 {
+            match served_by {
+                Some(version) if serving.contains(&version.as_ptr()) => continue,
+                None if !brought_new => continue,
+                _ => {}
+            }
+            let current = now.registry.resource(uri).map(|r| r.plugin);
+            if served_by.is_some() || current.is_some() {
+                updated.push(uri.clone());
+            }
+            *served_by = current.map(Arc::downgrade);
+        }
+        updated
+    }
+}
+
+/// The versions a snapshot serves.
+fn versions(snapshot: &McpSnapshot) -> Vec<Weak<LoadedPlugin>> {
+    snapshot.registry.plugins().iter().map(Arc::downgrade).collect()
 }
 
 impl MoatServer {
@@ -83,17 +133,15 @@ impl MoatServer {
         // about a resource, and a listener hears nothing it could not read.
         let Ok(who) = self.principal(cx.request_context()) else { return };
         let snapshot = self.state().snapshot();
-        let uris: BTreeSet<String> = cx
-            .accepted()
-            .resource_subscriptions
-            .iter()
-            .flatten()
-            .filter(|uri| snapshot.registry.resource(uri).is_some_and(|r| who.holds(&r.access.scopes)))
-            .cloned()
-            .collect();
+        let mut uris = Subscriptions::default();
+        for uri in cx.accepted().resource_subscriptions.iter().flatten() {
+            if let Some(r) = snapshot.registry.resource(uri).filter(|r| who.holds(&r.access.scopes)) {
+                uris.insert(uri.clone(), r.plugin);
+            }
+        }
         let sink = cx.sink().clone();
-        let subscriptions = Arc::new(std::sync::Mutex::new(uris));
-        let (swaps, seen) = (self.state().swaps(), self.state().snapshot());
+        let subscriptions = Arc::new(Mutex::new(uris));
+        let (swaps, seen) = (self.state().swaps(), versions(&snapshot));
         tokio::select! {
             () = cx.cancelled() => {}
             () = self.relay_swaps(sink, subscriptions, swaps, seen) => {}
@@ -105,18 +153,18 @@ impl MoatServer {
         let this = self.clone();
         let subscriptions = self.session.subscriptions.clone();
         // Listening starts now, not when the task first runs: no swap is missed.
-        let (swaps, seen) = (self.state().swaps(), self.state().snapshot());
+        let (swaps, seen) = (self.state().swaps(), versions(&self.state().snapshot()));
         tokio::spawn(async move { this.relay_swaps(peer, subscriptions, swaps, seen).await });
     }
 
     /// Relays every swap heard on `swaps` to `sink`, starting from the
-    /// snapshot `seen`, until the sink is gone.
+    /// versions `seen` served, until the sink is gone.
     async fn relay_swaps(
         &self,
         sink: impl Sink,
-        subscriptions: Arc<std::sync::Mutex<BTreeSet<String>>>,
+        subscriptions: Arc<Mutex<Subscriptions>>,
         mut swaps: tokio::sync::broadcast::Receiver<crate::state::Swap>,
-        mut seen: Arc<McpSnapshot>,
+        mut seen: Vec<Weak<LoadedPlugin>>,
     ) {
         loop {
             let changes: Vec<Change> = match swaps.recv().await {
@@ -131,16 +179,14 @@ impl MoatServer {
                 }
             }
             let now = self.state().snapshot();
-            let updated: Vec<String> = {
-                let subscribed = subscriptions.lock().unwrap_or_else(|e| e.into_inner());
-                subscribed.iter().filter(|uri| owner_changed(&seen, &now, uri)).cloned().collect()
-            };
+            let updated = subscriptions.lock().unwrap_or_else(|e| e.into_inner()).updated(&seen, &now);
+            seen = versions(&now);
+            drop(now);
             for uri in updated {
                 if !sink.updated(&uri).await {
                     return;
                 }
             }
-            seen = now;
         }
     }
 }
@@ -176,7 +222,7 @@ mod tests {
         let state = Shared::new(runtime, Default::default());
         let server = MoatServer::new(Mcp::new(state.clone(), Transport::Local));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let (swaps, seen) = (state.swaps(), state.snapshot());
+        let (swaps, seen) = (state.swaps(), versions(&state.snapshot()));
         let task = tokio::spawn({
             let server = server.clone();
             async move { server.relay_swaps(Recorder(tx), Default::default(), swaps, seen).await }

@@ -77,7 +77,7 @@ impl MoatServer {
         if subscribed.len() >= MAX_SUBSCRIPTIONS && !subscribed.contains(&r.uri) {
             return Err(McpError::TooManySubscriptions(MAX_SUBSCRIPTIONS));
         }
-        subscribed.insert(r.uri);
+        subscribed.insert(r.uri, resource.plugin);
         Ok(())
     }
 }
