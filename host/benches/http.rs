@@ -24,6 +24,10 @@ enum Mode {
     /// Stateless, with a token never seen before on every request.
     FreshToken,
     Session,
+    /// Stateless `http_get` of the upstream's `/hello`: one outbound GET per call.
+    HttpGet,
+    /// The same GET, made by this load generator directly.
+    NativeGet,
 }
 
 struct Target {
@@ -31,6 +35,8 @@ struct Target {
     token: String,
     /// Signs fresh tokens (the server's dev key).
     key: moat::auth::DevKey,
+    /// `http://ADDR` of the loopback upstream, for the outbound HTTP cases.
+    upstream: String,
 }
 
 async fn session(client: &reqwest::Client, t: &Target) -> String {
@@ -69,7 +75,11 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
         let started = Instant::now();
         let ok = match mode {
             Mode::Health => client.get(format!("{base}/healthz")).send().await.map(|r| r.status().is_success()),
-            Mode::Stateless | Mode::FreshToken | Mode::Session => {
+            Mode::NativeGet => match client.get(format!("{}/hello", t.upstream)).send().await {
+                Ok(r) => r.text().await.map(|t| t == HELLO),
+                Err(e) => Err(e),
+            },
+            Mode::Stateless | Mode::FreshToken | Mode::Session | Mode::HttpGet => {
                 id += 1;
                 let fresh;
                 let token = if mode == Mode::FreshToken {
@@ -78,7 +88,12 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
                 } else {
                     &t.token
                 };
-                let mut params = json!({"name": "disk_usage", "arguments": {"path": "/"}});
+                let (tool, arguments, expect) = if mode == Mode::HttpGet {
+                    ("http_get", json!({"url": format!("{}/hello", t.upstream)}), HELLO)
+                } else {
+                    ("disk_usage", json!({"path": "/"}), "total_bytes")
+                };
+                let mut params = json!({"name": tool, "arguments": arguments});
                 let mut req = client
                     .post(&t.url)
                     .bearer_auth(token)
@@ -92,11 +107,11 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
                     req = req
                         .header("MCP-Protocol-Version", "2026-07-28")
                         .header("Mcp-Method", "tools/call")
-                        .header("Mcp-Name", "disk_usage");
+                        .header("Mcp-Name", tool);
                 }
                 let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
                 match req.body(body.to_string()).send().await {
-                    Ok(r) => r.text().await.map(|t| t.contains("total_bytes")),
+                    Ok(r) => r.text().await.map(|t| t.contains(expect)),
                     Err(e) => Err(e),
                 }
             }
@@ -130,7 +145,7 @@ fn measure(rt: &tokio::runtime::Runtime, pid: u32, target: &Arc<Target>, mode: M
 
 fn target_of(server: &common::Server) -> Arc<Target> {
     let key = moat::auth::DevKey::load_or_create(&server.dir.path().join(".moat")).unwrap();
-    Arc::new(Target { url: server.url.clone(), token: server.token.clone(), key })
+    Arc::new(Target { url: server.url.clone(), token: server.token.clone(), key, upstream: String::new() })
 }
 
 const CASES: [(&str, Mode); 4] = [
@@ -167,6 +182,7 @@ fn main() {
     }
     auth_cost(&rt, &target.key, &rows);
     server.stop(profile);
+    egress_cost(&rt, &moat);
     println!("\nagainst a native rmcp server: {native}");
     compare(&rt, [("native", native.as_str()), ("moat", moat.as_str())], &CASES, &[16]);
 }
@@ -270,4 +286,51 @@ fn auth_cost(rt: &tokio::runtime::Runtime, key: &moat::auth::DevKey, rows: &[Val
         cached / per_call * 100.0
     );
     println!("auth, fresh token (ES256 verify): {full:.1} µs per call");
+}
+
+const HELLO: &str = "hello from upstream";
+
+/// What an outbound request from a plugin costs: `http_get` of a loopback
+/// upstream through moat, beside disk_usage through moat (the same call
+/// without the request) and the same GET made natively by this process. The
+/// added cost per call is (http_get - disk_usage) - native GET.
+fn egress_cost(rt: &tokio::runtime::Runtime, moat: &str) {
+    let upstream = rt.block_on(async {
+        let app = axum::Router::new().route("/hello", axum::routing::get(|| async { HELLO }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    });
+    let server = common::Server::start(moat, false, &[]);
+    std::fs::write(server.plugins().join("http_get.toml"), format!("[grants]\nhttp = [\"{upstream}\"]\n")).unwrap();
+    common::drop_in(&server.plugins().join("http_get.wasm"), &std::fs::read(common::wasm("http_get")).unwrap());
+    let mut target = target_of(&server);
+    Arc::get_mut(&mut target).unwrap().upstream = upstream;
+    // Wait for the plugin to load.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt.block_on(async {
+        let once = worker(target.clone(), Mode::HttpGet, Instant::now());
+        tokio::task::spawn(once).await.is_err()
+    }) {
+        assert!(Instant::now() < deadline, "http_get did not load");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("\noutbound HTTP: one GET of a loopback upstream per call (the upstream runs in this process, on CPU 1)");
+    println!("{:<40} {:>10} {:>10} {:>10}", "case", "calls/s", "p50 ms", "p99 ms");
+    for conc in [1usize, 16] {
+        let mut p50 = [0.0; 3];
+        for (i, (name, mode)) in
+            [("native GET", Mode::NativeGet), ("tools/call disk_usage", Mode::Stateless), ("tools/call http_get", Mode::HttpGet)]
+                .into_iter()
+                .enumerate()
+        {
+            let [rate, p, p99, _] = measure(rt, server.pid, &target, mode, conc);
+            p50[i] = p;
+            println!("{:<40} {rate:>10.0} {p:>10.3} {p99:>10.3}", format!("{name} c={conc}"));
+        }
+        let added = ((p50[2] - p50[1]) - p50[0]) * 1e3;
+        println!("added cost of the sandboxed GET over a native one, c={conc}: {added:.0} µs per call (p50)");
+    }
+    server.stop(false);
 }

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
+
+use crate::egress::{HeaderGrant, HttpGrant, HttpPolicy};
 
 /// A configuration or sidecar file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,24 @@ pub struct Limits {
     /// Per-subject rate limit of each tool without one of its own; none: unlimited.
     pub rate_limit: Option<RateLimit>,
     pub catalogue: CatalogueLimits,
+    pub http: HttpLimits,
+}
+
+/// What one call may do over outbound HTTP (granted origins only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Requests one call may send.
+    pub max_requests: u32,
+    /// Bytes of response bodies one call may read, all requests together.
+    pub max_response_bytes: u64,
+    /// Bytes of request bodies one call may send, all requests together.
+    pub max_request_bytes: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { max_requests: 64, max_response_bytes: 8 << 20, max_request_bytes: 1 << 20 }
+    }
 }
 
 /// What one plugin may declare: counted and sized at load.
@@ -88,6 +109,7 @@ impl Default for Limits {
             max_concurrency: 16,
             rate_limit: None,
             catalogue: CatalogueLimits::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -109,6 +131,9 @@ struct RawLimits {
     max_description_bytes: Option<u32>,
     max_schema_bytes: Option<u32>,
     catalogue_timeout_ms: Option<u64>,
+    max_http_requests: Option<u32>,
+    max_http_response_bytes: Option<u64>,
+    max_http_request_bytes: Option<u64>,
 }
 
 impl RawLimits {
@@ -157,6 +182,15 @@ impl RawLimits {
         }
         if let Some(ms) = self.catalogue_timeout_ms {
             c.catalogue_timeout_ms = in_range("catalogue_timeout_ms", ms, 1, 600_000)?;
+        }
+        if let Some(n) = self.max_http_requests {
+            limits.http.max_requests = in_range("max_http_requests", n.into(), 0, 100_000)? as u32;
+        }
+        if let Some(b) = self.max_http_response_bytes {
+            limits.http.max_response_bytes = in_range("max_http_response_bytes", b, 0, 4 << 30)?;
+        }
+        if let Some(b) = self.max_http_request_bytes {
+            limits.http.max_request_bytes = in_range("max_http_request_bytes", b, 0, 4 << 30)?;
         }
         if limits.max_wall_ms < limits.timeout_ms && self.max_wall_ms.is_none() {
             limits.max_wall_ms = limits.timeout_ms;
@@ -304,6 +338,28 @@ struct RawGrants {
     dirs: Vec<RawDirGrant>,
     #[serde(default)]
     env: Vec<String>,
+    #[serde(default)]
+    http: Vec<String>,
+    #[serde(default)]
+    http_headers: Vec<RawHeaderGrant>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderGrant {
+    origin: String,
+    header: String,
+    value_env: String,
+    #[serde(default)]
+    value_prefix: String,
+}
+
+/// Refuses what cannot be an environment variable's name.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(format!("`{}` is not an environment variable name", name.escape_debug()));
+    }
+    Ok(())
 }
 
 /// Who may list and read a plugin's resources, or list and get its prompts.
@@ -336,6 +392,8 @@ pub struct PluginSettings {
     pub dirs: Vec<DirGrant>,
     /// Names of host environment variables passed in (values read per call).
     pub env: Vec<String>,
+    /// Outbound HTTP: the origins granted and the secret headers added at the egress.
+    pub http: Arc<HttpPolicy>,
     pub limits: Limits,
     pub tools: BTreeMap<String, ToolPolicy>,
     pub resources: ContentPolicy,
@@ -366,13 +424,32 @@ impl PluginSettings {
             dirs.push(grant);
         }
         for name in &raw.grants.env {
-            if name.is_empty() || name.contains('=') || name.contains('\0') {
-                return Err(invalid(format!("`{name}` is not an environment variable name")));
+            check_env_name(name).map_err(invalid)?;
+        }
+        let mut http = HttpPolicy::default();
+        for text in &raw.grants.http {
+            http.grants.push(text.parse::<HttpGrant>().map_err(|e| invalid(format!("[grants] http: {e}")))?);
+        }
+        for h in &raw.grants.http_headers {
+            let grant = HeaderGrant::new(&h.origin, &h.header, &h.value_env, &h.value_prefix).map_err(invalid)?;
+            if http.check_origin(&grant.origin).is_err() {
+                return Err(invalid(format!(
+                    "http_headers origin `{}` is not granted in [grants] http: a secret goes only where requests may go",
+                    h.origin
+                )));
             }
+            if raw.grants.env.contains(&grant.value_env) {
+                return Err(invalid(format!(
+                    "{} is both passed to the plugin ([grants] env) and a secret header's value_env; the plugin must never read a secret",
+                    grant.value_env
+                )));
+            }
+            http.headers.push(grant);
         }
         Ok(PluginSettings {
             dirs,
             env: raw.grants.env,
+            http: Arc::new(http),
             limits: raw.limits.apply(defaults, path)?,
             tools: raw.tools,
             resources: raw.resources,

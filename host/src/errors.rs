@@ -207,6 +207,7 @@ pub fn tool_failure(e: CallError) -> CallOutcome {
         CallError::Failed(_)
         | CallError::Timeout(_)
         | CallError::MemoryLimit(_)
+        | CallError::HttpLimit(_)
         | CallError::OutputTooLarge { .. }
         | CallError::Crashed(_)
         | CallError::BadOutput(_)
@@ -233,6 +234,7 @@ pub fn outcome_label<T>(r: &Result<T, CallError>) -> &'static str {
         Err(CallError::NotFound(_)) => "not_found",
         Err(CallError::Timeout(_)) => "timeout",
         Err(CallError::MemoryLimit(_)) => "memory_limit",
+        Err(CallError::HttpLimit(_)) => "http_limit",
         Err(CallError::OutputTooLarge { .. }) => "output_too_large",
         Err(CallError::Crashed(_)) => "crashed",
         Err(CallError::BadOutput(_)) => "bad_output",

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use moat::config::{Config, DirGrant, Limits, PluginSettings};
+use moat::metrics::Metrics;
 use moat::registry::Registry;
 use moat::runtime::{CallContext, CallError, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
@@ -96,6 +98,9 @@ enum Command {
         /// Pass a host environment variable by name.
         #[arg(long = "env", value_name = "NAME")]
         envs: Vec<String>,
+        /// Grant outbound HTTP to an origin, e.g. https://api.github.com (the sidecar grammar).
+        #[arg(long = "http", value_name = "ORIGIN")]
+        http: Vec<String>,
         /// Execution deadline in milliseconds.
         #[arg(long)]
         timeout_ms: Option<u64>,
@@ -152,8 +157,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reload { admin, config, pid } => serve::reload(admin, config.as_deref(), pid).await,
         Command::Token { dev, scope, sub, ttl } => token(dev, &scope, &sub, &ttl),
         Command::Inspect { file, json } => inspect(&file, json).await,
-        Command::Call { file, tool, arguments, dirs, envs, timeout_ms, memory_mb } => {
-            call(&file, &tool, &arguments, &dirs, envs, timeout_ms, memory_mb).await
+        Command::Call { file, tool, arguments, dirs, envs, http, timeout_ms, memory_mb } => {
+            let settings = call_settings(&dirs, envs, &http, timeout_ms, memory_mb)?;
+            call(&file, &tool, &arguments, settings).await
         }
         Command::Check { config, plugins } => check(config.as_deref(), plugins).await,
     }
@@ -169,8 +175,9 @@ fn token(dev: bool, scope: &str, sub: &str, ttl: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
-    Runtime::new(RuntimeOptions { cache_dir: cache_dir.or_else(cache::default_dir) }).map_err(anyhow::Error::msg)
+fn runtime(cache_dir: Option<PathBuf>, metrics: Option<Arc<Metrics>>) -> Result<Runtime> {
+    Runtime::new(RuntimeOptions { cache_dir: cache_dir.or_else(cache::default_dir), metrics })
+        .map_err(anyhow::Error::msg)
 }
 
 async fn load_one(runtime: &Runtime, file: &Path, settings: PluginSettings) -> Result<LoadedPlugin> {
@@ -178,7 +185,7 @@ async fn load_one(runtime: &Runtime, file: &Path, settings: PluginSettings) -> R
 }
 
 async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
-    let runtime = runtime(None)?;
+    let runtime = runtime(None, None)?;
     let plugin = load_one(&runtime, file, PluginSettings::default()).await?;
     let tools: Vec<Value> = plugin
         .tools
@@ -267,15 +274,49 @@ async fn call(
     file: &Path,
     tool: &str,
     arguments: &str,
-    dirs: &[String],
-    env: Vec<String>,
-    timeout_ms: Option<u64>,
-    memory_mb: Option<u64>,
+    settings: PluginSettings,
 ) -> Result<ExitCode> {
     let arguments: Value = serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
     if !arguments.is_object() {
         bail!("the arguments must be a JSON object");
     }
+    let runtime = runtime(None, None)?;
+    let plugin = load_one(&runtime, file, settings).await?;
+    // The plugin's log messages (and the host's notes, such as why a request
+    // was refused) go to stderr as they come.
+    let (events, mut rx) = tokio::sync::mpsc::channel(moat::runtime::EVENT_QUEUE);
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let moat::runtime::types::PluginEvent::Log { level, message } = event {
+                eprintln!("{level:?}: {}", message.escape_debug());
+            }
+        }
+    });
+    let ctx = CallContext { events: Some(events), ..Default::default() };
+    let result = runtime.call_tool(&plugin, tool, &arguments, &ctx).await;
+    drop(ctx);
+    let _ = printer.await;
+    match result {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&moat::mcp::convert::tool_result(out))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ (CallError::InvalidArguments(_) | CallError::NotFound(_))) => bail!("{e}"),
+        Err(e) => {
+            eprintln!("error: tool `{tool}` failed: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The grants and limits of `moat call`, from its flags.
+fn call_settings(
+    dirs: &[String],
+    env: Vec<String>,
+    http: &[String],
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+) -> Result<PluginSettings> {
     let mut limits = Limits::default();
     if let Some(ms) = timeout_ms {
         limits.timeout_ms = ms;
@@ -291,19 +332,32 @@ async fn call(
         settings.dirs.push(DirGrant::parse_cli(spec).map_err(anyhow::Error::msg)?);
     }
     settings.env = env;
-    let runtime = runtime(None)?;
-    let plugin = load_one(&runtime, file, settings).await?;
-    match runtime.call_tool(&plugin, tool, &arguments, &CallContext::default()).await {
-        Ok(out) => {
-            println!("{}", serde_json::to_string_pretty(&moat::mcp::convert::tool_result(out))?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e @ (CallError::InvalidArguments(_) | CallError::NotFound(_))) => bail!("{e}"),
-        Err(e) => {
-            eprintln!("error: tool `{tool}` failed: {e}");
-            Ok(ExitCode::FAILURE)
+    let mut policy = moat::egress::HttpPolicy::default();
+    for origin in http {
+        policy.grants.push(origin.parse().map_err(|e| anyhow::anyhow!("--http {e}"))?);
+    }
+    settings.http = Arc::new(policy);
+    Ok(settings)
+}
+
+/// What `moat check` points out about a plugin's grants: wildcards that open
+/// every host, and secret headers whose variable is not set here.
+fn grant_warnings(settings: &PluginSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in settings.http.grants.iter().filter(|g| g.is_wildcard()) {
+        out.push(format!(
+            "[grants] http `{g}` lets the plugin reach every public host on that scheme; name the origins it needs"
+        ));
+    }
+    for h in &settings.http.headers {
+        if std::env::var_os(&h.value_env).is_none() {
+            out.push(format!(
+                "the secret header {} for {} comes from ${}, which is not set here: requests there will be refused",
+                h.header, h.origin, h.value_env
+            ));
         }
     }
+    out
 }
 
 async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCode> {
@@ -315,7 +369,7 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
         }
     };
     let dir = plugins.unwrap_or_else(|| config.plugins.dir.clone());
-    let runtime = runtime(config.plugins.cache_dir.clone())?;
+    let runtime = runtime(config.plugins.cache_dir.clone(), None)?;
     let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
     for p in registry.plugins() {
         println!(
@@ -325,6 +379,11 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
             p.resources.len() + p.resource_templates.len(),
             p.prompts.len()
         );
+    }
+    for p in registry.plugins() {
+        for warning in grant_warnings(&p.settings) {
+            println!("warn   {}: {warning}", p.path.display());
+        }
     }
     for s in registry.orphan_sidecars() {
         println!("warn   {}: sidecar without a component beside it", s.display());

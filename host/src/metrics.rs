@@ -10,7 +10,7 @@ use std::time::Duration;
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 /// Tool-call outcomes that mean the sandbox stopped the call (deadline, memory,
 /// output cap, crash).
-const SANDBOX_STOPS: [&str; 4] = ["timeout", "memory_limit", "crashed", "output_too_large"];
+const SANDBOX_STOPS: [&str; 5] = ["timeout", "memory_limit", "crashed", "output_too_large", "http_limit"];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -44,6 +44,11 @@ struct Inner {
     reloads: BTreeMap<(&'static str, &'static str), u64>,
     reload_latency: BTreeMap<&'static str, Histogram>,
     last_reload_unix_s: f64,
+    /// Outbound HTTP requests by plugin and outcome, their latency, and bytes
+    /// by plugin and direction.
+    egress: BTreeMap<(String, &'static str), u64>,
+    egress_latency: BTreeMap<String, Histogram>,
+    egress_bytes: BTreeMap<(String, &'static str), u64>,
 }
 
 #[derive(Default)]
@@ -81,6 +86,16 @@ impl Metrics {
                 Some(h) => h.observe(took.as_secs_f64()),
                 None => m.tool_latency.entry(tool.to_owned()).or_default().observe(took.as_secs_f64()),
             }
+        });
+    }
+
+    /// One outbound HTTP request of a plugin (`outcome`: ok, denied, limit, error).
+    pub fn egress(&self, plugin: &str, outcome: &'static str, took: Duration, sent: u64, received: u64) {
+        self.with(|m| {
+            *m.egress.entry((plugin.to_owned(), outcome)).or_default() += 1;
+            m.egress_latency.entry(plugin.to_owned()).or_default().observe(took.as_secs_f64());
+            *m.egress_bytes.entry((plugin.to_owned(), "sent")).or_default() += sent;
+            *m.egress_bytes.entry((plugin.to_owned(), "received")).or_default() += received;
         });
     }
 
@@ -144,6 +159,28 @@ impl Metrics {
         for reason in SANDBOX_STOPS {
             let _ =
                 writeln!(out, "moat_sandbox_stops_total{{reason=\"{reason}\"}} {}", stops.get(reason).unwrap_or(&0));
+        }
+        let _ = writeln!(out, "# HELP moat_egress_requests_total Outbound HTTP requests of plugins by outcome.");
+        let _ = writeln!(out, "# TYPE moat_egress_requests_total counter");
+        for ((plugin, outcome), n) in &m.egress {
+            let _ =
+                writeln!(out, "moat_egress_requests_total{{plugin=\"{}\",outcome=\"{outcome}\"}} {n}", escape(plugin));
+        }
+        histogram(
+            &mut out,
+            "moat_egress_request_duration_seconds",
+            "Outbound HTTP request time, from the request to the end of its response.",
+            "plugin",
+            &m.egress_latency,
+        );
+        let _ = writeln!(out, "# HELP moat_egress_bytes_total Outbound HTTP body bytes by plugin and direction.");
+        let _ = writeln!(out, "# TYPE moat_egress_bytes_total counter");
+        for ((plugin, direction), n) in &m.egress_bytes {
+            let _ = writeln!(
+                out,
+                "moat_egress_bytes_total{{plugin=\"{}\",direction=\"{direction}\"}} {n}",
+                escape(plugin)
+            );
         }
         let _ = writeln!(out, "# HELP moat_plugin_loads_total Plugin loads by outcome.");
         let _ = writeln!(out, "# TYPE moat_plugin_loads_total counter");

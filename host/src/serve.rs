@@ -36,8 +36,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let config = Config::load(args.config.as_deref())?;
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
-    let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone())?);
-    let state = Shared::new(runtime.clone(), Arc::new(Metrics::default()));
+    let metrics = Arc::new(Metrics::default());
+    let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone(), Some(metrics.clone()))?);
+    let state = Shared::new(runtime.clone(), metrics);
     let writer = Writer { runtime, metrics: state.metrics.clone(), state: state.clone() };
     let loader = Loader::new(&dir, config.plugins.defaults);
     let shutdown = CancellationToken::new();

@@ -30,6 +30,8 @@ mod plugin;
 mod uri_template;
 
 pub mod client;
+#[cfg(target_arch = "wasm32")]
+pub mod http;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]

@@ -13,7 +13,7 @@ async fn restart_loads_from_cache_and_distrusts_tampering() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cache");
     let file = wasm("trivial");
-    let new_rt = || Runtime::new(RuntimeOptions { cache_dir: Some(dir.clone()) }).unwrap();
+    let new_rt = || Runtime::new(RuntimeOptions { cache_dir: Some(dir.clone()), ..Default::default() }).unwrap();
 
     let p = new_rt().load(&file, PluginSettings::default()).await.unwrap();
     assert_eq!(p.origin, Origin::Compiled);
@@ -51,7 +51,7 @@ async fn a_shared_cache_directory_is_not_used() {
     let dir = tmp.path().join("shared");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let rt = Runtime::new(RuntimeOptions { cache_dir: Some(dir.clone()) }).unwrap();
+    let rt = Runtime::new(RuntimeOptions { cache_dir: Some(dir.clone()), ..Default::default() }).unwrap();
     assert!(rt.cache_dir().is_none(), "a world-writable cache directory must be refused");
     let p = rt.load(&wasm("trivial"), PluginSettings::default()).await.unwrap();
     assert_eq!(p.origin, Origin::Compiled);

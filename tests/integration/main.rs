@@ -8,6 +8,7 @@ mod auth;
 mod bounded;
 mod cache;
 mod cli;
+mod egress;
 mod first_party;
 mod http;
 mod jwks;

@@ -26,9 +26,15 @@ impl Server {
     /// Starts with extra `moat serve` arguments, after `prepare` has had a look
     /// at the plugins folder.
     pub fn start_with(args: &[&str], prepare: impl FnOnce(&Path)) -> Server {
+        Self::start_with_env(args, &[], prepare)
+    }
+
+    /// Like [`Self::start_with`], with environment variables for the server's
+    /// process alone.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Server {
         let mut all = vec!["--dev"];
         all.extend_from_slice(args);
-        Self::launch(&all, prepare)
+        Self::launch(&all, env, prepare)
     }
 
     /// Starts without `--dev`, with `config` as `moat.toml`; `token` stays empty.
@@ -40,14 +46,14 @@ impl Server {
     pub fn start_configured_with(config: &str, files: &[(&str, &str)]) -> Server {
         let mut all = vec![("moat.toml".to_owned(), config.to_owned())];
         all.extend(files.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())));
-        Self::launch(&["--config", "moat.toml"], move |plugins| {
+        Self::launch(&["--config", "moat.toml"], &[], move |plugins| {
             for (name, text) in all {
                 std::fs::write(plugins.parent().unwrap().join(name), text).unwrap();
             }
         })
     }
 
-    fn launch(args: &[&str], prepare: impl FnOnce(&Path)) -> Server {
+    fn launch(args: &[&str], env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
@@ -65,6 +71,7 @@ impl Server {
         if let Some(filter) = std::env::var_os("MOAT_TEST_LOG") {
             cmd.env("MOAT_LOG", filter);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)

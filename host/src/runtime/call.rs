@@ -12,9 +12,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::SinkOutputStream;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::bindings::v0_1::Plugin as PluginV01;
 use super::deadline::{DeadlineExceeded, EPOCH_TICK, SharedDeadline};
+use super::egress::{CallEgress, Egress, HttpLimitPassed};
 use super::error::classify;
 use super::host::{Budget, CallState, CappedPipe, MemoryLimiter};
 use super::types::{Content, PromptResult, ResourceContents, ToolOutput};
@@ -71,7 +73,7 @@ impl Runtime {
             }
         })?;
         let result = self
-            .with_instance(plugin, limits, ctx, async |store, p| {
+            .with_instance(plugin, limits, ctx, tool, async |store, p| {
                 p.moat_plugin_tools().call_call_tool(&mut *store, tool, &args).await
             })
             .await??;
@@ -121,7 +123,7 @@ impl Runtime {
         let _slot = self.slot(plugin).await?;
         let limits = plugin.settings.limits;
         let contents = self
-            .with_instance(plugin, limits, ctx, async |store, p| {
+            .with_instance(plugin, limits, ctx, uri, async |store, p| {
                 p.moat_plugin_resources().call_read_resource(&mut *store, uri).await
             })
             .await??;
@@ -151,7 +153,7 @@ impl Runtime {
             )));
         }
         let result: PromptResult = self
-            .with_instance(plugin, limits, ctx, async |store, p| {
+            .with_instance(plugin, limits, ctx, name, async |store, p| {
                 p.moat_plugin_prompts().call_get_prompt(&mut *store, name, arguments).await
             })
             .await??
@@ -169,6 +171,7 @@ impl Runtime {
         plugin: &LoadedPlugin,
         limits: Limits,
         ctx: &CallContext,
+        item: &str,
         f: impl AsyncFnOnce(&mut Store<CallState>, &PluginV01) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         // The shared pool: every plugin holds at most its `max_concurrency` of
@@ -185,8 +188,9 @@ impl Runtime {
             }
         };
         let stderr = CappedPipe::new(STDERR_CAPACITY);
-        let mut store = self.new_store(plugin, limits, ctx, stderr.clone())?;
+        let mut store = self.new_store(plugin, limits, ctx, item, stderr.clone())?;
         let deadline = store.data().deadline.clone();
+        let egress = store.data().egress.call().clone();
         let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             f(&mut store, &instance).await
@@ -207,6 +211,11 @@ impl Runtime {
                 }
             }
         };
+        // A call that passed an HTTP cap ends with that, whatever the plugin
+        // made of the failed request.
+        if let Some(why) = egress.stopped() {
+            return Err(CallError::HttpLimit(why.to_owned()));
+        }
         result.map_err(|e| classify(e, limits, &stderr))
     }
 
@@ -215,6 +224,7 @@ impl Runtime {
         plugin: &LoadedPlugin,
         limits: Limits,
         ctx: &CallContext,
+        item: &str,
         stderr: CappedPipe,
     ) -> Result<Store<CallState>, CallError> {
         let mut wasi = WasiCtxBuilder::new();
@@ -232,15 +242,28 @@ impl Runtime {
                 wasi.env(name, value);
             }
         }
+        let name: Arc<str> = plugin.name.as_str().into();
+        let deadline = SharedDeadline::new(Instant::now(), limits.timeout_ms, limits.max_wall_ms);
+        let egress = CallEgress::new(
+            name.clone(),
+            item.into(),
+            ctx.identity.as_ref().map(|i| i.subject.clone()),
+            limits.http,
+            deadline.clone(),
+            ctx.events.clone(),
+            self.metrics.clone(),
+        );
         let state = CallState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            egress: Egress::new(plugin.settings.http.clone(), egress),
             limiter: MemoryLimiter::new(limits.memory_bytes),
-            plugin: plugin.name.as_str().into(),
+            plugin: name,
             grants: plugin.grants.clone(),
             events: ctx.events.clone(),
             budget: Budget::new(limits.max_event_bytes),
-            deadline: SharedDeadline::new(Instant::now(), limits.timeout_ms, limits.max_wall_ms),
+            deadline,
             client: ctx.client.clone(),
             identity: ctx.identity.clone(),
             host_log: plugin.host_log.clone(),
@@ -251,6 +274,9 @@ impl Runtime {
         store.epoch_deadline_callback(|ctx| {
             if let Some(ms) = ctx.data().deadline.expired(Instant::now()) {
                 return Err(DeadlineExceeded(ms).into());
+            }
+            if let Some(why) = ctx.data().egress.call().stopped() {
+                return Err(HttpLimitPassed(why.to_owned()).into());
             }
             Ok(UpdateDeadline::Yield(1))
         });

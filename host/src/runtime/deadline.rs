@@ -63,6 +63,14 @@ impl SharedDeadline {
         (c.paused_since.is_none() && now >= c.deadline).then_some(c.timeout_ms)
     }
 
+    /// How long the call may still run from `now`: to its deadline, or to the
+    /// ceiling while the deadline stands still.
+    pub fn remaining(&self, now: Instant) -> Duration {
+        let c = self.lock();
+        let end = if c.paused_since.is_some() { c.ceiling } else { c.deadline.min(c.ceiling) };
+        end.saturating_duration_since(now)
+    }
+
     pub(super) fn pause(&self) {
         let mut c = self.lock();
         c.paused_since.get_or_insert_with(Instant::now);

@@ -8,6 +8,7 @@ use wasmtime::Trap;
 
 use super::bindings;
 use super::deadline::DeadlineExceeded;
+use super::egress::HttpLimitPassed;
 use super::host::{BadAnswer, CappedPipe, InputRequired, MemoryLimitExceeded, MissingCapability};
 use crate::config::Limits;
 
@@ -21,7 +22,7 @@ pub enum LoadError {
     #[error("not a moat plugin: {0}")]
     WrongWorld(String),
     #[error(
-        "imports {0}, which moat does not provide (plugins get WASI files, clocks and random, and moat's log, progress and volume-stats; no network)"
+        "imports {0}, which moat does not provide (plugins get WASI files, clocks, random and outbound HTTP, and moat's log, progress and volume-stats)"
     )]
     UnsupportedImport(String),
     #[error("{0}")]
@@ -54,6 +55,9 @@ pub enum CallError {
     Timeout(u64),
     #[error("{0}")]
     MemoryLimit(String),
+    /// The call passed one of its outbound HTTP caps (requests, bytes).
+    #[error("{0}")]
+    HttpLimit(String),
     #[error("output of {size} bytes exceeds the limit of {limit} bytes")]
     OutputTooLarge { size: usize, limit: u64 },
     /// The plugin crashed (trap or panic).
@@ -101,6 +105,9 @@ pub(super) fn classify(e: wasmtime::Error, limits: Limits, stderr: &CappedPipe) 
     }
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return CallError::Timeout(d.0);
+    }
+    if let Some(m) = e.downcast_ref::<HttpLimitPassed>() {
+        return CallError::HttpLimit(m.0.clone());
     }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
         return CallError::MemoryLimit(m.to_string());

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::v0_1::moat::plugin::{caller, client, log, progress, types, volume_stats};
 use super::deadline::{Paused, SharedDeadline};
+use super::egress::Egress;
 use super::types::{Answer, AskOutcome, ClientBridge, ClientCapabilities, ElicitAction, LogLevel, PluginEvent};
 use super::types::{Content, PromptMessage, Question, SamplingRequest};
 use crate::config::DirGrant;
@@ -86,6 +88,9 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 pub struct CallState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
+    pub(super) http: WasiHttpCtx,
+    /// Outbound HTTP: the grants, the caps and the audit of this call.
+    pub(super) egress: Egress,
     pub(super) limiter: MemoryLimiter,
     pub(super) plugin: Arc<str>,
     pub(super) grants: Arc<[DirGrant]>,
@@ -151,6 +156,12 @@ impl Default for HostLogRate {
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
 }
 

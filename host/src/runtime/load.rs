@@ -149,7 +149,7 @@ impl Runtime {
         limits.timeout_ms = limits.catalogue.catalogue_timeout_ms;
         limits.max_wall_ms = limits.timeout_ms;
         let (tools, resources, templates, prompts) = self
-            .with_instance(plugin, limits, &CallContext::default(), async |store, p| {
+            .with_instance(plugin, limits, &CallContext::default(), "the catalogue", async |store, p| {
                 let tools = p.moat_plugin_tools().call_list_tools(&mut *store).await?;
                 let resources = p.moat_plugin_resources().call_list_resources(&mut *store).await?;
                 let templates = p.moat_plugin_resources().call_list_resource_templates(&mut *store).await?;

@@ -5,8 +5,9 @@
 //! name and JSON arguments, and returns content or a [`CallError`].
 //!
 //! Per call: a permit from the concurrency limit, a fresh
-//! [`Store`](wasmtime::Store) holding only the plugin's granted directories and
-//! environment variables (no network, no inherited stdio), a memory cap enforced
+//! [`Store`](wasmtime::Store) holding only the plugin's granted directories,
+//! environment variables and HTTP origins (no sockets, no inherited stdio; every
+//! outbound request goes through `egress`), a memory cap enforced
 //! by a resource limiter, an epoch deadline (the engine's epoch ticks every
 //! [`EPOCH_TICK`]; each tick the callback yields to tokio or ends the call once
 //! the deadline passed), and an instance made from the plugin's
@@ -23,6 +24,7 @@ pub mod cache;
 mod call;
 mod catalogue;
 mod deadline;
+mod egress;
 mod error;
 mod host;
 mod load;
@@ -36,6 +38,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::{DirGrant, MAX_MEMORY_MB, PluginSettings};
+use crate::metrics::Metrics;
 pub use cache::Origin;
 pub use deadline::EPOCH_TICK;
 use deadline::spawn_epoch_ticker;
@@ -75,10 +78,12 @@ pub const EVENT_QUEUE: usize = 64;
 const KEEP_RESIDENT: usize = 256 << 10;
 
 /// Options for [`Runtime::new`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RuntimeOptions {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Where outbound HTTP requests are counted; `None`: nowhere.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Compiles and runs plugins. One per process; cheap to share behind an `Arc`.
@@ -87,6 +92,7 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache: cache::ArtifactCache,
     permits: Arc<Semaphore>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Per-call extras from the caller.
@@ -208,13 +214,20 @@ impl Runtime {
         let engine = Engine::new(&engine_config()).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
         PluginV01::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s).map_err(|e| e.to_string())?;
         let cache = match options.cache_dir {
             Some(dir) => cache::ArtifactCache::new(&engine, Some(dir)),
             None => cache::ArtifactCache::disabled(&engine),
         };
         spawn_epoch_ticker(&engine);
-        Ok(Runtime { engine, linker, cache, permits: Arc::new(Semaphore::new(MAX_INSTANCES as usize - 16)) })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            permits: Arc::new(Semaphore::new(MAX_INSTANCES as usize - 16)),
+            metrics: options.metrics,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
