@@ -320,10 +320,13 @@ fn egress_cost(rt: &tokio::runtime::Runtime, moat: &str) {
     println!("{:<40} {:>10} {:>10} {:>10}", "case", "calls/s", "p50 ms", "p99 ms");
     for conc in [1usize, 16] {
         let mut p50 = [0.0; 3];
-        for (i, (name, mode)) in
-            [("native GET", Mode::NativeGet), ("tools/call disk_usage", Mode::Stateless), ("tools/call http_get", Mode::HttpGet)]
-                .into_iter()
-                .enumerate()
+        for (i, (name, mode)) in [
+            ("native GET", Mode::NativeGet),
+            ("tools/call disk_usage", Mode::Stateless),
+            ("tools/call http_get", Mode::HttpGet),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let [rate, p, p99, _] = measure(rt, server.pid, &target, mode, conc);
             p50[i] = p;

@@ -63,7 +63,8 @@ fn main() {
 
 async fn run() {
     let cache_dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cache_dir.path().join("c")), ..Default::default() }).unwrap();
+    let runtime =
+        Runtime::new(RuntimeOptions { cache_dir: Some(cache_dir.path().join("c")), ..Default::default() }).unwrap();
     let n = 5000;
 
     println!("== fresh instance + call, sequential, {n} calls each ==");

@@ -139,7 +139,10 @@ fn parse_host(host: &str) -> Result<Host, String> {
         if inner.contains('%') {
             return Err(format!("`{host}`: IPv6 zone identifiers are not allowed"));
         }
-        return inner.parse::<Ipv6Addr>().map(|a| Host::Ip(IpAddr::V6(a))).map_err(|_| format!("`{host}` is not an IPv6 address"));
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|a| Host::Ip(IpAddr::V6(a)))
+            .map_err(|_| format!("`{host}` is not an IPv6 address"));
     }
     // The standard library's parser takes four decimal parts and nothing else:
     // no octal, hex or shortened spellings.
@@ -173,7 +176,9 @@ fn parse_name(name: &str) -> Result<String, String> {
     let numeric = last.bytes().all(|b| b.is_ascii_digit())
         || (last.starts_with("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit()));
     if numeric {
-        return Err(format!("`{name}` spells an IP address in a form other than a dotted quad; write the address as a.b.c.d"));
+        return Err(format!(
+            "`{name}` spells an IP address in a form other than a dotted quad; write the address as a.b.c.d"
+        ));
     }
     Ok(lower)
 }
@@ -305,7 +310,9 @@ fn parse_host_pattern(host: &str) -> Result<HostPattern, String> {
         let net = match parsed? {
             Host::Ip(IpAddr::V4(a)) => Ipv4Net::new(a, len).map(IpNet::V4),
             Host::Ip(IpAddr::V6(a)) => Ipv6Net::new(a, len).map(IpNet::V6),
-            Host::Name(_) => return Err("a grant names an origin: no path (a `/len` prefix follows IP addresses only)".into()),
+            Host::Name(_) => {
+                return Err("a grant names an origin: no path (a `/len` prefix follows IP addresses only)".into());
+            }
         }
         .map_err(|_| format!("`/{len}` is too long a prefix"))?;
         return Ok(HostPattern::Net(net.trunc()));
@@ -335,7 +342,9 @@ impl HttpGrant {
 
     /// Whether the grant names `ip` (or a network holding it) for this scheme and port.
     fn covers_address(&self, scheme: Scheme, port: u16, ip: IpAddr) -> bool {
-        self.scheme == scheme && self.ports.contains(port) && matches!(&self.host, HostPattern::Net(n) if n.contains(&ip))
+        self.scheme == scheme
+            && self.ports.contains(port)
+            && matches!(&self.host, HostPattern::Net(n) if n.contains(&ip))
     }
 
     /// `https://*` and the like: every host. `moat check` warns about these.
@@ -425,17 +434,20 @@ impl HeaderGrant {
     pub fn new(origin: &str, header: &str, value_env: &str, value_prefix: &str) -> Result<Self, String> {
         let (scheme, authority) =
             origin.split_once("://").ok_or_else(|| format!("http_headers origin `{origin}`: give the scheme"))?;
-        let scheme =
-            Scheme::parse(scheme).ok_or_else(|| format!("http_headers origin `{origin}`: the scheme must be http or https"))?;
+        let scheme = Scheme::parse(scheme)
+            .ok_or_else(|| format!("http_headers origin `{origin}`: the scheme must be http or https"))?;
         let authority = authority.strip_suffix('/').unwrap_or(authority);
         if authority.contains(['/', '?', '#', '*']) {
             return Err(format!("http_headers origin `{origin}`: one origin, no path and no wildcard"));
         }
-        let origin = Origin::of_request(scheme, authority).map_err(|e| format!("http_headers origin `{origin}`: {e}"))?;
+        let origin =
+            Origin::of_request(scheme, authority).map_err(|e| format!("http_headers origin `{origin}`: {e}"))?;
         let header = HeaderName::from_bytes(header.as_bytes())
             .map_err(|_| format!("http_headers header `{}` is not a header name", header.escape_debug()))?;
         if FRAMING_HEADERS.contains(&header.as_str()) {
-            return Err(format!("http_headers header `{header}` frames or routes the request; it cannot carry a secret"));
+            return Err(format!(
+                "http_headers header `{header}` frames or routes the request; it cannot carry a secret"
+            ));
         }
         crate::config::check_env_name(value_env).map_err(|e| format!("http_headers value_env: {e}"))?;
         if !value_prefix.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
@@ -550,15 +562,15 @@ mod tests {
         assert!(allowed(&p, "https://a.b.example.com:8443"));
         assert!(allowed(&p, "http://127.0.0.1:9000"));
         for denied in [
-            "http://api.github.com",         // another scheme
-            "https://api.github.com:8443",   // another port
-            "https://example.com:8443",      // the wildcard's bare domain
-            "https://badexample.com:8443",   // a name that merely ends alike
-            "https://a.example.com",         // the wildcard's port is 8443
-            "http://127.0.0.1:9001",         // another port
-            "http://localhost:9000",         // a name the IP grant does not cover
-            "http://2130706433:9000",        // 127.0.0.1 spelled as a number
-            "http://0177.0.0.1:9000",        // and in octal
+            "http://api.github.com",          // another scheme
+            "https://api.github.com:8443",    // another port
+            "https://example.com:8443",       // the wildcard's bare domain
+            "https://badexample.com:8443",    // a name that merely ends alike
+            "https://a.example.com",          // the wildcard's port is 8443
+            "http://127.0.0.1:9001",          // another port
+            "http://localhost:9000",          // a name the IP grant does not cover
+            "http://2130706433:9000",         // 127.0.0.1 spelled as a number
+            "http://0177.0.0.1:9000",         // and in octal
             "http://[::ffff:127.0.0.1]:9000", // and IPv4-mapped
             "https://user@api.github.com",
         ] {
@@ -575,7 +587,18 @@ mod tests {
         let e = p.check_address(&o, "127.0.0.1".parse().unwrap()).unwrap_err();
         assert!(e.to_string().contains("loopback"), "{e}");
         let o = origin("https://metadata.example").unwrap();
-        for ip in ["169.254.169.254", "::1", "::ffff:127.0.0.1", "fe80::1", "100.64.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "fd00:ec2::254", "0.0.0.0", "224.0.0.1"] {
+        for ip in [
+            "169.254.169.254",
+            "::1",
+            "::ffff:127.0.0.1",
+            "fe80::1",
+            "100.64.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "fd00:ec2::254",
+            "0.0.0.0",
+            "224.0.0.1",
+        ] {
             assert!(p.check_address(&o, ip.parse().unwrap()).is_err(), "{ip} should be refused");
         }
         assert!(p.check_address(&o, "140.82.112.5".parse().unwrap()).is_ok());

@@ -270,12 +270,7 @@ async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn call(
-    file: &Path,
-    tool: &str,
-    arguments: &str,
-    settings: PluginSettings,
-) -> Result<ExitCode> {
+async fn call(file: &Path, tool: &str, arguments: &str, settings: PluginSettings) -> Result<ExitCode> {
     let arguments: Value = serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
     if !arguments.is_object() {
         bail!("the arguments must be a JSON object");

@@ -176,11 +176,8 @@ impl Metrics {
         let _ = writeln!(out, "# HELP moat_egress_bytes_total Outbound HTTP body bytes by plugin and direction.");
         let _ = writeln!(out, "# TYPE moat_egress_bytes_total counter");
         for ((plugin, direction), n) in &m.egress_bytes {
-            let _ = writeln!(
-                out,
-                "moat_egress_bytes_total{{plugin=\"{}\",direction=\"{direction}\"}} {n}",
-                escape(plugin)
-            );
+            let _ =
+                writeln!(out, "moat_egress_bytes_total{{plugin=\"{}\",direction=\"{direction}\"}} {n}", escape(plugin));
         }
         let _ = writeln!(out, "# HELP moat_plugin_loads_total Plugin loads by outcome.");
         let _ = writeln!(out, "# TYPE moat_plugin_loads_total counter");

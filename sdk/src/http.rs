@@ -96,6 +96,7 @@ impl Response {
 /// A request being built.
 #[derive(Debug, Clone)]
 pub struct Request {
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     method: String,
     url: String,
     headers: Vec<(String, Vec<u8>)>,

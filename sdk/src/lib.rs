@@ -30,7 +30,6 @@ mod plugin;
 mod uri_template;
 
 pub mod client;
-#[cfg(target_arch = "wasm32")]
 pub mod http;
 pub mod testing;
 

@@ -24,7 +24,8 @@ pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<(Runtime, tempfile::TempDir)> = OnceLock::new();
     &RT.get_or_init(|| {
         let cache = tempfile::tempdir().expect("temp dir");
-        let rt = Runtime::new(RuntimeOptions { cache_dir: Some(cache.path().join("cache")), ..Default::default() }).expect("runtime");
+        let rt = Runtime::new(RuntimeOptions { cache_dir: Some(cache.path().join("cache")), ..Default::default() })
+            .expect("runtime");
         (rt, cache)
     })
     .0

@@ -73,29 +73,29 @@ impl Upstream {
     }
 }
 
-async fn count(
-    State(seen): State<Arc<Seen>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn count(State(seen): State<Arc<Seen>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     seen.hits.fetch_add(1, Ordering::Relaxed);
     next.run(req).await
 }
 
 /// Reflects the method, the headers and the body's length.
-async fn echo(State(seen): State<Arc<Seen>>, method: axum::http::Method, headers: HeaderMap, body: axum::body::Bytes) -> impl IntoResponse {
+async fn echo(
+    State(seen): State<Arc<Seen>>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
     seen.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
-        .collect();
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes())))).collect();
     axum::Json(json!({"method": method.as_str(), "headers": headers, "body_len": body.len()}))
 }
 
 /// Headers, one chunk, then nothing ever again.
 async fn hang() -> Response {
-    let chunks = futures_util::stream::once(async { Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"start")) })
-        .chain(futures_util::stream::pending());
+    let chunks =
+        futures_util::stream::once(async { Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"start")) })
+            .chain(futures_util::stream::pending());
     Response::new(Body::from_stream(chunks))
 }
 
@@ -227,7 +227,7 @@ async fn names_and_spellings_that_reach_special_addresses_are_denied() {
     ))
     .await;
     for url in [
-        format!("http://127.0.0.1:{port}/hello"),   // https granted, not http; and the other port
+        format!("http://127.0.0.1:{port}/hello"), // https granted, not http; and the other port
         format!("http://example.test:{port}/hello"), // the wildcard's bare domain
         format!("http://127.0.0.1.example.test.evil:{port}/"),
     ] {
@@ -286,7 +286,10 @@ async fn a_gigabyte_response_is_capped() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let served = up.seen.bytes_served.load(Ordering::Relaxed) - before;
-        assert!(served < 64 << 20, "{path}: the upstream kept sending ({served} bytes): the connection was not dropped");
+        assert!(
+            served < 64 << 20,
+            "{path}: the upstream kept sending ({served} bytes): the connection was not dropped"
+        );
     }
     let got = fetch(&p, json!({"url": format!("{}/hello", up.origin())})).await.unwrap();
     assert_eq!(got["status"], 200, "the next call starts with a fresh budget");

@@ -238,7 +238,8 @@ impl Timeouts {
     }
 }
 
-type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>)>;
+type SendResult =
+    wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>)>;
 
 impl WasiHttpHooks for Egress {
     fn send_request(
@@ -384,13 +385,16 @@ async fn send(
             let tls = TLS.as_ref().map_err(|e| record.fail("error", e.clone(), Error::ConfigurationError))?;
             let name = match &origin.host {
                 Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
-                Host::Name(n) => ServerName::try_from(n.clone())
-                    .map_err(|_| record.fail("error", format!("{n} is not a TLS server name"), Error::TlsProtocolError))?,
+                Host::Name(n) => ServerName::try_from(n.clone()).map_err(|_| {
+                    record.fail("error", format!("{n} is not a TLS server name"), Error::TlsProtocolError)
+                })?,
             };
             let handshake = tokio::time::timeout(timeouts.connect, tls.connect(name, tcp));
             let stream = handshake
                 .await
-                .map_err(|_| record.fail("error", format!("the TLS handshake with {origin} timed out"), Error::ConnectionTimeout))?
+                .map_err(|_| {
+                    record.fail("error", format!("the TLS handshake with {origin} timed out"), Error::ConnectionTimeout)
+                })?
                 .map_err(|e| record.fail("error", format!("TLS with {origin}: {e}"), Error::TlsProtocolError))?;
             Box::new(stream)
         }
@@ -409,11 +413,15 @@ async fn send(
         .map_err(|_| record.fail("error", format!("{origin} sent no response in time"), Error::ConnectionReadTimeout))?
         .map_err(|e| {
             // The request body's own error (a cap passed) is already recorded.
-            record.fail("error", format!("{origin}: {e}"), if call.stopped().is_some() {
-                Error::HttpRequestBodySize(Some(call.limits.max_request_bytes))
-            } else {
-                Error::HttpProtocolError
-            })
+            record.fail(
+                "error",
+                format!("{origin}: {e}"),
+                if call.stopped().is_some() {
+                    Error::HttpRequestBodySize(Some(call.limits.max_request_bytes))
+                } else {
+                    Error::HttpProtocolError
+                },
+            )
         })?;
     record.with(|s| s.status = Some(response.status().as_u16()));
 
@@ -519,9 +527,9 @@ impl Body for RequestBody {
                     "the call sent more than {} bytes of request bodies (max_http_request_bytes)",
                     call.limits.max_request_bytes
                 );
-                return Poll::Ready(Some(Err(
-                    this.record.limit(why, Error::HttpRequestBodySize(Some(call.limits.max_request_bytes))),
-                )));
+                return Poll::Ready(Some(Err(this
+                    .record
+                    .limit(why, Error::HttpRequestBodySize(Some(call.limits.max_request_bytes))))));
             }
         }
         Poll::Ready(frame)

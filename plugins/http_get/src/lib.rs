@@ -23,7 +23,7 @@ struct Args {
 }
 
 /// The response: status, content type, and the body's first characters as text.
-#[derive(Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 struct Fetched {
     status: u16,
     /// The `Content-Type` header, if the server sent one.
