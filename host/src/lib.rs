@@ -1,10 +1,11 @@
 //! moat: an MCP host that runs every tool as a sandboxed WebAssembly component.
 //!
 //! Library layout (see ARCHITECTURE.md): [`config`] parses and validates
-//! `moat.toml` and plugin sidecars ([`egress`]: the outbound HTTP grants); [`runtime`] compiles and runs plugins, one
-//! fresh sandboxed instance per call; [`registry`] loads a plugins folder into an
-//! immutable snapshot and [`watch`] keeps it in step with the folder (hot reload);
-//! [`mcp`] and [`http`] serve the current snapshot.
+//! `moat.toml` and plugin sidecars ([`egress`]: the outbound HTTP grants);
+//! [`runtime`] compiles and runs plugins, one fresh sandboxed instance per call;
+//! [`registry`] loads a plugins folder into an immutable snapshot and [`watch`]
+//! keeps it in step with the folder (hot reload); [`mcp`] and [`http`] serve the
+//! current snapshot.
 
 pub mod auth;
 pub mod config;

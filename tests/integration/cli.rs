@@ -169,3 +169,41 @@ fn check_rejects_a_bad_config() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("watch"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_warns_about_wildcard_grants_and_unset_secrets_and_refuses_bad_ones() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::copy(wasm("http_get"), p.join("http_get.wasm")).unwrap();
+    std::fs::write(
+        p.join("http_get.toml"),
+        "[grants]\nhttp = [\"https://*\", \"https://api.example.com\"]\n[[grants.http_headers]]\n\
+         origin = \"https://api.example.com\"\nheader = \"X-Api-Key\"\nvalue_env = \"MOAT_TEST_UNSET_SECRET\"\n",
+    )
+    .unwrap();
+    let out =
+        moat(home.path()).arg("check").arg("--plugins").arg(p).env_remove("MOAT_TEST_UNSET_SECRET").output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "warnings do not fail the check: {text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("warn") && l.contains("`https://*`") && l.contains("every public host")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("warn") && l.contains("$MOAT_TEST_UNSET_SECRET")), "{text}");
+    // A bare `*`, a grant without a scheme, and a secret for an origin not granted are refused.
+    for (bad, why) in [
+        ("[grants]\nhttp = [\"*\"]\n", "bare `*`"),
+        ("[grants]\nhttp = [\"api.example.com\"]\n", "give the scheme"),
+        (
+            "[grants]\nhttp = [\"https://a.example.com\"]\n[[grants.http_headers]]\norigin = \"https://b.example.com\"\nheader = \"X-Key\"\nvalue_env = \"K\"\n",
+            "not granted",
+        ),
+    ] {
+        std::fs::write(p.join("http_get.toml"), bad).unwrap();
+        let out = moat(home.path()).arg("check").arg("--plugins").arg(p).output().unwrap();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {text}");
+        assert!(text.lines().any(|l| l.starts_with("error") && l.contains(why)), "{bad}: {text}");
+    }
+}
