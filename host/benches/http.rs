@@ -26,8 +26,10 @@ enum Mode {
     Session,
     /// Stateless `http_get` of the upstream's `/hello`: one outbound GET per call.
     HttpGet,
-    /// The same GET, made by this load generator directly.
+    /// The same GET, made by this load generator directly (keep-alive).
     NativeGet,
+    /// The same, on a new connection each time (as moat's egress does).
+    NativeGetFresh,
 }
 
 struct Target {
@@ -66,7 +68,11 @@ async fn session(client: &reqwest::Client, t: &Target) -> String {
 }
 
 async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let mut client = reqwest::Client::builder().tcp_nodelay(true);
+    if mode == Mode::NativeGetFresh {
+        client = client.pool_max_idle_per_host(0);
+    }
+    let client = client.build().unwrap();
     let base = t.url.trim_end_matches("/mcp").to_owned();
     let sid = if mode == Mode::Session { Some(session(&client, &t).await) } else { None };
     let mut lat = Vec::new();
@@ -75,7 +81,7 @@ async fn worker(t: Arc<Target>, mode: Mode, until: Instant) -> Vec<Duration> {
         let started = Instant::now();
         let ok = match mode {
             Mode::Health => client.get(format!("{base}/healthz")).send().await.map(|r| r.status().is_success()),
-            Mode::NativeGet => match client.get(format!("{}/hello", t.upstream)).send().await {
+            Mode::NativeGet | Mode::NativeGetFresh => match client.get(format!("{}/hello", t.upstream)).send().await {
                 Ok(r) => r.text().await.map(|t| t == HELLO),
                 Err(e) => Err(e),
             },
@@ -162,6 +168,10 @@ fn main() {
     common::pin(1);
     // `cargo xtask bench --against REV`: the same cases against another build,
     // alternating, in this run.
+    // `MOAT_BENCH_ONLY=egress`: the outbound HTTP cases alone.
+    if std::env::var("MOAT_BENCH_ONLY").is_ok_and(|o| o == "egress") {
+        return egress_cost(&rt, &moat);
+    }
     if let Ok(other) = std::env::var("MOAT_BENCH_AGAINST") {
         println!("this build: {moat}\nagainst:    {other}");
         let cases: Vec<_> = CASES.into_iter().filter(|(_, m)| *m != Mode::FreshToken).collect();
@@ -292,8 +302,10 @@ const HELLO: &str = "hello from upstream";
 
 /// What an outbound request from a plugin costs: `http_get` of a loopback
 /// upstream through moat, beside disk_usage through moat (the same call
-/// without the request) and the same GET made natively by this process. The
-/// added cost per call is (http_get - disk_usage) - native GET.
+/// without the request) and the same GET made natively by this process, on a
+/// kept-alive connection and on a new one each time (moat's egress opens one
+/// per request). The added cost per call is (http_get - disk_usage) - native
+/// GET, in latency at c=1 and in server CPU per call.
 fn egress_cost(rt: &tokio::runtime::Runtime, moat: &str) {
     let upstream = rt.block_on(async {
         let app = axum::Router::new().route("/hello", axum::routing::get(|| async { HELLO }));
@@ -317,23 +329,31 @@ fn egress_cost(rt: &tokio::runtime::Runtime, moat: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!("\noutbound HTTP: one GET of a loopback upstream per call (the upstream runs in this process, on CPU 1)");
-    println!("{:<40} {:>10} {:>10} {:>10}", "case", "calls/s", "p50 ms", "p99 ms");
+    println!("{:<44} {:>10} {:>10} {:>10} {:>14}", "case", "calls/s", "p50 ms", "p99 ms", "server CPU/call");
     for conc in [1usize, 16] {
-        let mut p50 = [0.0; 3];
-        for (i, (name, mode)) in [
-            ("native GET", Mode::NativeGet),
+        let mut got = Vec::new();
+        for (name, mode) in [
+            ("native GET, kept-alive connection", Mode::NativeGet),
+            ("native GET, new connection", Mode::NativeGetFresh),
             ("tools/call disk_usage", Mode::Stateless),
             ("tools/call http_get", Mode::HttpGet),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let [rate, p, p99, _] = measure(rt, server.pid, &target, mode, conc);
-            p50[i] = p;
-            println!("{:<40} {rate:>10.0} {p:>10.3} {p99:>10.3}", format!("{name} c={conc}"));
+        ] {
+            let [rate, p50, p99, cpu] = measure(rt, server.pid, &target, mode, conc);
+            got.push([p50, cpu]);
+            let cpu = if matches!(mode, Mode::NativeGet | Mode::NativeGetFresh) {
+                "-".to_owned()
+            } else {
+                format!("{cpu:.0} µs")
+            };
+            println!("{:<44} {rate:>10.0} {p50:>10.3} {p99:>10.3} {cpu:>14}", format!("{name} c={conc}"));
         }
-        let added = ((p50[2] - p50[1]) - p50[0]) * 1e3;
-        println!("added cost of the sandboxed GET over a native one, c={conc}: {added:.0} µs per call (p50)");
+        let egress = (got[3][0] - got[2][0]) * 1e3;
+        println!(
+            "c={conc}: the GET adds {egress:.0} µs (p50) to a call: {:.0} µs over a native GET on a kept-alive connection, {:.0} µs over one on a new connection; {:.0} µs of server CPU per call",
+            egress - got[0][0] * 1e3,
+            egress - got[1][0] * 1e3,
+            got[3][1] - got[2][1]
+        );
     }
     server.stop(false);
 }

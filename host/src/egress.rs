@@ -7,8 +7,10 @@
 //! resolved the name itself, every address against the special ranges
 //! ([`HttpPolicy::check_address`]): an address in a loopback, private,
 //! link-local, CGNAT, multicast, unspecified, documentation or translation range
-//! is used only when a grant names that address or a network holding it. A
-//! grant by name never reaches such an address, whatever DNS says.
+//! is used only when a grant names that address or a network holding it (for
+//! the same scheme and port). So a grant by name alone never reaches such an
+//! address, whatever DNS says; once the operator grants a network, names that
+//! the plugin may reach and that resolve into it reach it too.
 //!
 //! Pure code: no I/O. The runtime's egress (`runtime::egress`) resolves,
 //! connects and counts.
@@ -89,6 +91,10 @@ impl Origin {
     /// and host spellings that hide an address: numeric names such as
     /// `2130706433` or `0x7f.1` and IPv4-mapped IPv6 literals.
     pub fn of_request(scheme: Scheme, authority: &str) -> Result<Self, String> {
+        // Longer than any host name and port: refused before it is quoted anywhere.
+        if authority.len() > MAX_AUTHORITY {
+            return Err(format!("the URL's host and port are {} bytes; at most {MAX_AUTHORITY}", authority.len()));
+        }
         if authority.contains('@') {
             return Err("a URL with user info (`user@host`) is not allowed".into());
         }
@@ -106,6 +112,9 @@ impl Origin {
         Ok(Origin { scheme, host, port })
     }
 }
+
+/// The longest `host:port` a request may name: a 253-byte name and a port.
+const MAX_AUTHORITY: usize = 260;
 
 /// `host[:port]`, `[v6][:port]`; the port is returned unparsed.
 fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {

@@ -242,14 +242,16 @@ mod wasi {
             o
         });
         let pending = outgoing_handler::handle(request, options).map_err(fail)?;
-        write_body(body, &req.body).map_err(|code| code.map_or_else(|| fail(ErrorCode::HttpProtocolError), fail))?;
-
+        // A body that cannot be written usually means the request failed:
+        // the response's error says why, so it is preferred.
+        let written = write_body(body, &req.body);
         pending.subscribe().block();
         let response = match pending.get() {
             Some(Ok(Ok(r))) => r,
             Some(Ok(Err(code))) => return Err(fail(code)),
             Some(Err(())) | None => return Err(fail(ErrorCode::InternalError(Some("no response".into())))),
         };
+        written.map_err(|code| fail(code.unwrap_or(ErrorCode::HttpProtocolError)))?;
         let status = response.status();
         let headers = response.headers().entries();
         let incoming = response.consume().map_err(|()| fail(ErrorCode::HttpResponseIncomplete))?;
@@ -273,7 +275,7 @@ mod wasi {
         let mut out = Vec::new();
         loop {
             // One byte past the limit tells a long body from one that fits.
-            let want = (max + 1).saturating_sub(out.len()).min(64 << 10) as u64;
+            let want = max.saturating_add(1).saturating_sub(out.len()).min(64 << 10) as u64;
             match stream.blocking_read(want) {
                 Ok(chunk) => {
                     out.extend_from_slice(&chunk);

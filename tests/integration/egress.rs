@@ -186,6 +186,16 @@ async fn a_granted_origin_answers_and_redirects_are_not_followed() {
     let got = fetch(&p, json!({"url": format!("{}/redirect", up.origin())})).await.unwrap();
     assert_eq!(got["status"], 302, "the redirect comes back to the plugin");
     assert_eq!(up.hits(), 2, "the host did not follow the redirect");
+    // HEAD announces a length it does not send: no cap is passed.
+    let got = fetch(&p, json!({"url": format!("{}/huge-declared", up.origin()), "method": "HEAD"})).await.unwrap();
+    assert_eq!((got["status"].as_u64(), got["bytes"].as_u64()), (Some(200), Some(0)));
+    // TRACE would echo secret headers back; CONNECT asks for a tunnel.
+    for method in ["TRACE", "CONNECT"] {
+        let (r, logs) = fetch_logged(&p, json!({"url": format!("{}/echo", up.origin()), "method": method})).await;
+        assert!(failed(r).contains("HttpRequestMethodInvalid"), "{method}");
+        assert!(logs.iter().any(|l| l.contains(&format!("the method {method} is not allowed"))), "{logs:?}");
+    }
+    assert_eq!(up.hits(), 3, "TRACE and CONNECT never left the host");
     // The request line carries the path only, and Host is the authority.
     let got = fetch(&p, json!({"url": format!("{}/echo?x=1", up.origin())})).await.unwrap();
     let echo: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();

@@ -44,6 +44,14 @@ use crate::metrics::Metrics;
 
 /// Addresses of one name tried at most.
 const MAX_ADDRESSES: usize = 8;
+/// Longest reason kept for the audit line and the client's notification.
+const MAX_REASON_BYTES: usize = 512;
+/// Name lookups running at once, host-wide. Each holds a thread of the
+/// blocking pool until the system resolver answers or gives up (which the
+/// call's deadline cannot cut short), so they are capped here.
+const MAX_LOOKUPS: usize = 32;
+static LOOKUPS: LazyLock<Arc<tokio::sync::Semaphore>> =
+    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)));
 
 /// Raised (as a trap) when a call passed one of its outbound HTTP caps.
 #[derive(Debug, thiserror::Error)]
@@ -163,13 +171,19 @@ impl Record {
 
     /// Records why the request did not get (or finish) its response, tells the
     /// client, and hands back the error code for the plugin.
-    fn fail(&self, outcome: &'static str, reason: String, code: Error) -> Error {
+    fn fail(&self, outcome: &'static str, mut reason: String, code: Error) -> Error {
+        crate::text::cut(&mut reason, MAX_REASON_BYTES);
         self.call.warn(format!("moat: HTTP request {}: {reason}", outcome_verb(outcome)));
         self.with(|s| {
             s.outcome.get_or_insert(outcome);
             s.reason.get_or_insert(reason);
         });
         code
+    }
+
+    /// How the request ended, if that is known yet.
+    fn outcome(&self) -> Option<&'static str> {
+        self.with(|s| s.outcome)
     }
 
     /// A cap was passed: the call ends, and the request fails with `code`.
@@ -200,7 +214,8 @@ impl Drop for Record {
             plugin = %call.plugin,
             item = ?call.item,
             subject = ?call.subject.as_deref().unwrap_or("-"),
-            method = ?self.method.as_str(),
+            // A method is a token (ASCII): cut on any byte.
+            method = ?&self.method.as_str()[..self.method.as_str().len().min(32)],
             origin = ?s.origin.as_deref().unwrap_or("-"),
             peer = %s.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
             status = s.status.unwrap_or(0),
@@ -285,6 +300,9 @@ impl Egress {
     /// secret headers, the request line.
     fn admit(&self, request: &mut http::Request<WasiBody>, record: &Record) -> Result<Origin, Error> {
         let limits = self.call.limits;
+        if let Some(why) = self.call.stopped() {
+            return Err(record.fail("limit", format!("the call is ending: {why}"), Error::ConnectionLimitReached));
+        }
         let n = self.call.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if n > limits.max_requests {
             let why = format!("the call sent more than {} HTTP requests (max_http_requests)", limits.max_requests);
@@ -296,6 +314,12 @@ impl Egress {
         let Some(scheme) = scheme else {
             return Err(record.fail("denied", "only http and https are supported".into(), Error::HttpProtocolError));
         };
+        // TRACE echoes the request (secret headers included) back to the
+        // plugin; CONNECT asks for a tunnel. Neither has a use here.
+        if matches!(*request.method(), http::Method::TRACE | http::Method::CONNECT) {
+            let why = format!("the method {} is not allowed", request.method());
+            return Err(record.fail("denied", why, Error::HttpRequestMethodInvalid));
+        }
         let origin = Origin::of_request(scheme, authority)
             .map_err(|e| record.fail("denied", e, Error::HttpRequestUriInvalid))?;
         record.with(|s| s.origin = Some(origin.to_string()));
@@ -335,8 +359,20 @@ impl Egress {
 
         // The request line names the path only; the host travels in `Host`.
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        *request.uri_mut() = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
+        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        *request.uri_mut() = http::Uri::try_from(path)
+            .map_err(|e| record.fail("denied", format!("the request target: {e}"), Error::HttpRequestUriInvalid))?;
         Ok(origin)
+    }
+}
+
+fn connect_error(e: &std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::TimedOut => Error::ConnectionTimeout,
+        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => Error::DestinationUnavailable,
+        K::ConnectionReset | K::ConnectionAborted => Error::ConnectionTerminated,
+        _ => Error::ConnectionRefused,
     }
 }
 
@@ -357,6 +393,7 @@ async fn send(
     record: Arc<Record>,
 ) -> SendResult {
     let call = record.call.clone();
+    let method = request.method().clone();
     let addresses = resolve(&origin, timeouts.connect).await.map_err(|(why, code)| record.fail("error", why, code))?;
     let mut allowed = Vec::new();
     let mut refused = None;
@@ -376,7 +413,7 @@ async fn send(
     let tcp = tokio::time::timeout(timeouts.connect, connect(&allowed))
         .await
         .map_err(|_| record.fail("error", format!("connecting to {origin} timed out"), Error::ConnectionTimeout))?
-        .map_err(|e| record.fail("error", format!("connecting to {origin}: {e}"), Error::ConnectionRefused))?;
+        .map_err(|e| record.fail("error", format!("connecting to {origin}: {e}"), connect_error(&e)))?;
     record.with(|s| s.peer = tcp.peer_addr().ok());
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Io> = match origin.scheme {
@@ -412,22 +449,22 @@ async fn send(
         .await
         .map_err(|_| record.fail("error", format!("{origin} sent no response in time"), Error::ConnectionReadTimeout))?
         .map_err(|e| {
-            // The request body's own error (a cap passed) is already recorded.
-            record.fail(
-                "error",
-                format!("{origin}: {e}"),
-                if call.stopped().is_some() {
-                    Error::HttpRequestBodySize(Some(call.limits.max_request_bytes))
-                } else {
-                    Error::HttpProtocolError
-                },
-            )
+            // This request's body passed a cap: that is already recorded.
+            let code = if record.outcome() == Some("limit") {
+                Error::HttpRequestBodySize(Some(call.limits.max_request_bytes))
+            } else {
+                Error::HttpProtocolError
+            };
+            record.fail("error", format!("{origin}: {e}"), code)
         })?;
     record.with(|s| s.status = Some(response.status().as_u16()));
 
     let limits = call.limits;
     let left = limits.max_response_bytes.saturating_sub(call.received.load(Ordering::Relaxed));
-    if let Some(len) = content_length(response.headers())
+    // HEAD, 1xx, 204 and 304 answers may announce a length they never send.
+    let status = response.status().as_u16();
+    let bodiless = method == http::Method::HEAD || status < 200 || status == 204 || status == 304;
+    if let Some(len) = content_length(response.headers()).filter(|_| !bodiless)
         && len > left
     {
         let why = format!(
@@ -443,6 +480,7 @@ async fn send(
             record,
             between,
             timer: Box::pin(tokio::time::sleep(between)),
+            waiting: false,
             done: false,
             _conn: conn,
         }
@@ -457,11 +495,23 @@ async fn resolve(origin: &Origin, limit: Duration) -> Result<Vec<IpAddr>, (Strin
         Host::Ip(ip) => return Ok(vec![*ip]),
         Host::Name(name) => name,
     };
-    match tokio::time::timeout(limit, tokio::net::lookup_host((name.as_str(), origin.port))).await {
+    let lookup = async {
+        let permit = LOOKUPS.clone().acquire_owned().await.map_err(std::io::Error::other)?;
+        let (name, port) = (name.clone(), origin.port);
+        // The permit goes with the thread: it is free again only when the
+        // resolver has answered, even if the call has long ended.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    };
+    match tokio::time::timeout(limit, lookup).await {
         Err(_) => Err((format!("resolving {name} timed out"), Error::DnsTimeout)),
         Ok(Err(e)) => Err((
             format!("{name} does not resolve: {e}"),
-            Error::DnsError { rcode: Some("name not found".into()), info_code: None },
+            Error::DnsError { rcode: Some(e.kind().to_string()), info_code: None },
         )),
         Ok(Ok(addrs)) => {
             let mut ips: Vec<IpAddr> = Vec::new();
@@ -551,6 +601,8 @@ struct ResponseBody {
     record: Arc<Record>,
     between: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Whether the timer runs: from the first poll that found no data.
+    waiting: bool,
     done: bool,
     _conn: AbortOnDropJoinHandle<()>,
 }
@@ -578,8 +630,7 @@ impl Body for ResponseBody {
                         return Poll::Ready(Some(Err(this.record.limit(why, Error::HttpResponseBodySize(Some(cap))))));
                     }
                 }
-                let next = tokio::time::Instant::now() + this.between;
-                this.timer.as_mut().reset(next);
+                this.waiting = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -592,6 +643,12 @@ impl Body for ResponseBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                // hyper reads the socket only when the plugin reads the body:
+                // the wait counts from here, not from the response head.
+                if !this.waiting {
+                    this.waiting = true;
+                    this.timer.as_mut().reset(tokio::time::Instant::now() + this.between);
+                }
                 if this.timer.as_mut().poll(cx).is_ready() {
                     this.done = true;
                     let why = format!("no byte of the response for {} ms", this.between.as_millis());
