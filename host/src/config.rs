@@ -431,6 +431,7 @@ impl PluginSettings {
             http.grants.push(text.parse::<HttpGrant>().map_err(|e| invalid(format!("[grants] http: {e}")))?);
         }
         for h in &raw.grants.http_headers {
+            check_env_name(&h.value_env).map_err(|e| invalid(format!("http_headers value_env: {e}")))?;
             let grant = HeaderGrant::new(&h.origin, &h.header, &h.value_env, &h.value_prefix).map_err(invalid)?;
             if http.check_origin(&grant.origin).is_err() {
                 return Err(invalid(format!(

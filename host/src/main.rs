@@ -9,9 +9,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use moat::config::{Config, DirGrant, Limits, PluginSettings};
-use moat::metrics::Metrics;
 use moat::registry::Registry;
-use moat::runtime::{CallContext, CallError, LoadedPlugin, Runtime, RuntimeOptions, cache};
+use moat::runtime::{CallContext, CallError, EgressMetrics, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
 mod serve;
 
@@ -175,7 +174,7 @@ fn token(dev: bool, scope: &str, sub: &str, ttl: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn runtime(cache_dir: Option<PathBuf>, metrics: Option<Arc<Metrics>>) -> Result<Runtime> {
+fn runtime(cache_dir: Option<PathBuf>, metrics: Option<Arc<dyn EgressMetrics>>) -> Result<Runtime> {
     Runtime::new(RuntimeOptions { cache_dir: cache_dir.or_else(cache::default_dir), metrics })
         .map_err(anyhow::Error::msg)
 }

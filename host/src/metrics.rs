@@ -89,16 +89,6 @@ impl Metrics {
         });
     }
 
-    /// One outbound HTTP request of a plugin (`outcome`: ok, denied, limit, error).
-    pub fn egress(&self, plugin: &str, outcome: &'static str, took: Duration, sent: u64, received: u64) {
-        self.with(|m| {
-            *m.egress.entry((plugin.to_owned(), outcome)).or_default() += 1;
-            m.egress_latency.entry(plugin.to_owned()).or_default().observe(took.as_secs_f64());
-            *m.egress_bytes.entry((plugin.to_owned(), "sent")).or_default() += sent;
-            *m.egress_bytes.entry((plugin.to_owned(), "received")).or_default() += received;
-        });
-    }
-
     /// Counts load attempts (a rescan loads only what changed).
     pub fn plugin_loads(&self, loaded: usize, failed: usize) {
         self.with(|m| {
@@ -211,6 +201,17 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE moat_last_reload_timestamp_seconds gauge");
         let _ = writeln!(out, "moat_last_reload_timestamp_seconds {}", m.last_reload_unix_s);
         out
+    }
+}
+
+impl crate::runtime::EgressMetrics for Metrics {
+    fn egress(&self, plugin: &str, outcome: &'static str, took: Duration, sent: u64, received: u64) {
+        self.with(|m| {
+            *m.egress.entry((plugin.to_owned(), outcome)).or_default() += 1;
+            m.egress_latency.entry(plugin.to_owned()).or_default().observe(took.as_secs_f64());
+            *m.egress_bytes.entry((plugin.to_owned(), "sent")).or_default() += sent;
+            *m.egress_bytes.entry((plugin.to_owned(), "received")).or_default() += received;
+        });
     }
 }
 

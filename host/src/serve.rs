@@ -13,6 +13,7 @@ use moat::http::{self, Authorization, DevAuthority, HttpOptions};
 use moat::mcp::{Mcp, MoatServer, Shared, Transport};
 use moat::metrics::Metrics;
 use moat::registry::Loader;
+use moat::runtime::EgressMetrics;
 use moat::watch::{self, Reloads, Trigger, Writer};
 use rmcp::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let metrics = Arc::new(Metrics::default());
-    let runtime = Arc::new(super::runtime(config.plugins.cache_dir.clone(), Some(metrics.clone()))?);
+    let runtime =
+        Arc::new(super::runtime(config.plugins.cache_dir.clone(), Some(metrics.clone() as Arc<dyn EgressMetrics>))?);
     let state = Shared::new(runtime.clone(), metrics);
     let writer = Writer { runtime, metrics: state.metrics.clone(), state: state.clone() };
     let loader = Loader::new(&dir, config.plugins.defaults);

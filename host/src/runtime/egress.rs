@@ -40,7 +40,6 @@ use super::deadline::SharedDeadline;
 use super::types::{LogLevel, PluginEvent};
 use crate::config::HttpLimits;
 use crate::egress::{Denied, Host, HttpPolicy, Origin, Scheme};
-use crate::metrics::Metrics;
 
 /// Addresses of one name tried at most.
 const MAX_ADDRESSES: usize = 8;
@@ -52,6 +51,13 @@ const MAX_REASON_BYTES: usize = 512;
 const MAX_LOOKUPS: usize = 32;
 static LOOKUPS: LazyLock<Arc<tokio::sync::Semaphore>> =
     LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)));
+
+/// Where outbound requests are counted (the process's metrics implement it;
+/// the runtime does not import them).
+pub trait EgressMetrics: Send + Sync {
+    /// One request of `plugin` ended (`outcome`: ok, denied, limit, error).
+    fn egress(&self, plugin: &str, outcome: &'static str, took: Duration, sent: u64, received: u64);
+}
 
 /// Raised (as a trap) when a call passed one of its outbound HTTP caps.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +73,7 @@ pub(super) struct CallEgress {
     pub(super) limits: HttpLimits,
     pub(super) deadline: SharedDeadline,
     pub(super) events: Option<mpsc::Sender<PluginEvent>>,
-    pub(super) metrics: Option<Arc<Metrics>>,
+    pub(super) metrics: Option<Arc<dyn EgressMetrics>>,
     requests: AtomicU32,
     sent: AtomicU64,
     received: AtomicU64,
@@ -83,7 +89,7 @@ impl CallEgress {
         limits: HttpLimits,
         deadline: SharedDeadline,
         events: Option<mpsc::Sender<PluginEvent>>,
-        metrics: Option<Arc<Metrics>>,
+        metrics: Option<Arc<dyn EgressMetrics>>,
     ) -> Self {
         CallEgress {
             plugin,

@@ -38,10 +38,10 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::{DirGrant, MAX_MEMORY_MB, PluginSettings};
-use crate::metrics::Metrics;
 pub use cache::Origin;
 pub use deadline::EPOCH_TICK;
 use deadline::spawn_epoch_ticker;
+pub use egress::EgressMetrics;
 pub use error::{CallError, LoadError};
 use host::{CallState, HostLogRate};
 pub use host::{MAX_QUESTIONS_PER_CALL, MAX_QUESTIONS_PER_ROUND};
@@ -83,7 +83,7 @@ pub struct RuntimeOptions {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     /// Where outbound HTTP requests are counted; `None`: nowhere.
-    pub metrics: Option<Arc<Metrics>>,
+    pub metrics: Option<Arc<dyn EgressMetrics>>,
 }
 
 /// Compiles and runs plugins. One per process; cheap to share behind an `Arc`.
@@ -92,7 +92,7 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache: cache::ArtifactCache,
     permits: Arc<Semaphore>,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn EgressMetrics>>,
 }
 
 /// Per-call extras from the caller.
