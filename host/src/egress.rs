@@ -368,6 +368,12 @@ impl HttpGrant {
 /// and the IPv6 prefixes that embed an IPv4 address (NAT64, 6to4, Teredo,
 /// IPv4-compatible). IPv4-mapped IPv6 addresses are judged as the IPv4 address.
 pub fn special_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = ip.to_canonical();
+    SPECIAL_RANGES.iter().find(|(_, net)| net.contains(&ip)).map(|(name, _)| *name)
+}
+
+/// The special ranges, parsed once.
+static SPECIAL_RANGES: std::sync::LazyLock<Vec<(&'static str, IpNet)>> = std::sync::LazyLock::new(|| {
     const V4: &[(&str, [u8; 4], u8)] = &[
         ("this network (0.0.0.0/8)", [0, 0, 0, 0], 8),
         ("private (10.0.0.0/8)", [10, 0, 0, 0], 8),
@@ -400,16 +406,14 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
         ("site-local (fec0::/10)", "fec0::", 10),
         ("multicast (ff00::/8)", "ff00::", 8),
     ];
-    match ip.to_canonical() {
-        IpAddr::V4(a) => V4.iter().find_map(|(name, net, len)| {
-            Ipv4Net::new(Ipv4Addr::from(*net), *len).ok().filter(|n| n.contains(&a)).map(|_| *name)
-        }),
-        IpAddr::V6(a) => V6.iter().find_map(|(name, net, len)| {
-            let net = Ipv6Net::new(net.parse().ok()?, *len).ok()?;
-            net.contains(&a).then_some(*name)
-        }),
-    }
-}
+    let v4 = V4
+        .iter()
+        .map(|(name, net, len)| (*name, IpNet::V4(Ipv4Net::new(Ipv4Addr::from(*net), *len).expect("a valid range"))));
+    let v6 = V6.iter().map(|(name, net, len)| {
+        (*name, IpNet::V6(Ipv6Net::new(net.parse().expect("a valid address"), *len).expect("a valid range")))
+    });
+    v4.chain(v6).collect()
+});
 
 /// A header the host adds to every request to one origin, its value read
 /// from an environment variable at the moment of the request. The plugin
