@@ -44,7 +44,7 @@ fn us(d: Duration) -> f64 {
 
 async fn bench_calls(rt: &Runtime, p: &LoadedPlugin, tool: &str, args: &serde_json::Value, n: usize) -> Stats {
     let ctx = CallContext::default();
-    for _ in 0..200 {
+    for _ in 0..(n / 10).max(10) {
         rt.call_tool(p, tool, args, &ctx).await.expect("warm-up call");
     }
     let mut samples = Vec::with_capacity(n);
@@ -123,4 +123,70 @@ async fn run() {
     }
     let f = stats(full);
     println!("disk_usage   p50 {:.3} ms   p99 {:.3} ms", f.p50.as_secs_f64() * 1e3, f.p99.as_secs_f64() * 1e3);
+
+    languages(&runtime).await;
+}
+
+/// The same word count written in Rust, Python and TypeScript: per call, cold
+/// compile, cached load. Rust is the baseline.
+async fn languages(runtime: &Runtime) {
+    let text = "the quick brown fox jumps over the lazy dog\n".repeat(20);
+    let args = json!({"text": text, "unique": true});
+    let n = 300;
+    println!("\n== one word count in three languages: {n} sequential calls each, then loads ==");
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10}",
+        "", "MB", "mean µs", "p50 µs", "p99 µs", "compile s", "cached ms", "load ms"
+    );
+    let mut base = None;
+    for (file, tool) in
+        [("word_count_rs", "rs_word_count"), ("word_count_py", "py_word_count"), ("word_count_ts", "ts_word_count")]
+    {
+        let bytes = std::fs::read(wasm(file)).unwrap();
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(runtime.engine(), Some(dir.path().join("c")));
+        let t = Instant::now();
+        let (_, origin) = cache.load_or_compile(runtime.engine(), &bytes, &hash).unwrap();
+        let compile = t.elapsed();
+        assert_eq!(origin, moat::runtime::Origin::Compiled);
+        let mut cached = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            cache.load_or_compile(runtime.engine(), &bytes, &hash).unwrap();
+            cached.push(t.elapsed());
+        }
+        let own = Runtime::new(RuntimeOptions { cache_dir: Some(dir.path().join("c")), ..Default::default() }).unwrap();
+        let mut loads = Vec::new();
+        let mut plugin = None;
+        for _ in 0..10 {
+            let t = Instant::now();
+            let p = own.load(&wasm(file), PluginSettings::default()).await.unwrap();
+            loads.push(t.elapsed());
+            assert_eq!(p.origin, moat::runtime::Origin::Cache);
+            plugin = Some(p);
+        }
+        let s = bench_calls(&own, plugin.as_ref().unwrap(), tool, &args, n).await;
+        let (c, l) = (stats(cached), stats(loads));
+        println!(
+            "{file:<16} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>10.2} {:>10.2}",
+            bytes.len() as f64 / 1e6,
+            us(s.mean),
+            us(s.p50),
+            us(s.p99),
+            compile.as_secs_f64(),
+            c.p50.as_secs_f64() * 1e3,
+            l.p50.as_secs_f64() * 1e3
+        );
+        let base = *base.get_or_insert((s.mean, compile, c.p50));
+        if file != "word_count_rs" {
+            println!(
+                "{:<16} per call {:.1}x, compile {:.1}x, cached load {:.1}x the Rust plugin",
+                "",
+                s.mean.as_secs_f64() / base.0.as_secs_f64(),
+                compile.as_secs_f64() / base.1.as_secs_f64(),
+                c.p50.as_secs_f64() / base.2.as_secs_f64()
+            );
+        }
+    }
 }

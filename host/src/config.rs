@@ -97,6 +97,41 @@ impl Default for CatalogueLimits {
 /// The most calls of one plugin that may run at once (`max_concurrency`).
 pub const MAX_CONCURRENCY: u32 = 64;
 
+/// The shape of the instance pool, shared by every plugin: how many instances
+/// may be alive at once and what each one may hold. The pool reserves room for
+/// the most in every slot, so no component can run it dry for the others; a
+/// component that needs more than one slot holds is refused at load. Set in
+/// `[plugins.defaults]` only (`pool_instances`, `max_core_instances`,
+/// `max_memories`, `max_tables`, `max_table_elements`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Component instances alive at once, every plugin together.
+    pub instances: u32,
+    /// Core module instances one component instance may hold (a Python
+    /// component has 14, a Rust one 2 to 4).
+    pub core_instances: u32,
+    /// Linear memories one component instance may hold.
+    pub memories: u32,
+    /// Tables one component instance may hold.
+    pub tables: u32,
+    /// Elements of one table (a JavaScript engine's function table is large).
+    pub table_elements: u32,
+}
+
+impl PoolLimits {
+    /// Calls that may run at once, every plugin together: the instances less a
+    /// sixteenth (at least one) kept for catalogue reads at load.
+    pub fn calls(&self) -> u32 {
+        self.instances - (self.instances / 16).max(1)
+    }
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits { instances: 256, core_instances: 32, memories: 4, tables: 8, table_elements: 100_000 }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -134,9 +169,50 @@ struct RawLimits {
     max_http_requests: Option<u32>,
     max_http_response_bytes: Option<u64>,
     max_http_request_bytes: Option<u64>,
+    pool_instances: Option<u32>,
+    max_core_instances: Option<u32>,
+    max_memories: Option<u32>,
+    max_tables: Option<u32>,
+    max_table_elements: Option<u32>,
 }
 
 impl RawLimits {
+    /// The pool's shape from `[plugins.defaults]`.
+    fn pool(&self, path: &Path) -> Result<PoolLimits, ConfigError> {
+        let mut pool = PoolLimits::default();
+        for (key, raw, slot, lo, hi) in [
+            ("pool_instances", self.pool_instances, &mut pool.instances, 2, 10_000),
+            ("max_core_instances", self.max_core_instances, &mut pool.core_instances, 1, 1_000),
+            ("max_memories", self.max_memories, &mut pool.memories, 1, 100),
+            ("max_tables", self.max_tables, &mut pool.tables, 1, 1_000),
+            ("max_table_elements", self.max_table_elements, &mut pool.table_elements, 1, 10_000_000),
+        ] {
+            if let Some(v) = raw {
+                if !(lo..=hi).contains(&v) {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_owned(),
+                        message: format!("{key} = {v}: must be between {lo} and {hi}"),
+                    });
+                }
+                *slot = v;
+            }
+        }
+        Ok(pool)
+    }
+
+    /// The first pool key set here, if any (a sidecar may not set them).
+    fn pool_key(&self) -> Option<&'static str> {
+        [
+            ("pool_instances", self.pool_instances.is_some()),
+            ("max_core_instances", self.max_core_instances.is_some()),
+            ("max_memories", self.max_memories.is_some()),
+            ("max_tables", self.max_tables.is_some()),
+            ("max_table_elements", self.max_table_elements.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    }
+
     fn apply(&self, base: Limits, path: &Path) -> Result<Limits, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
         let in_range = |key: &str, v: u64, lo: u64, hi: u64| {
@@ -412,6 +488,11 @@ impl PluginSettings {
         let raw: RawSidecar =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
         let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
+        if let Some(key) = raw.limits.pool_key() {
+            return Err(invalid(format!(
+                "[limits] {key}: the instance pool is shared by every plugin; set it in moat.toml [plugins.defaults]"
+            )));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut dirs = Vec::new();
         for d in &raw.grants.dirs {
@@ -544,6 +625,8 @@ pub struct PluginsConfig {
     /// Where compiled components are cached; `None` picks the user cache dir.
     pub cache_dir: Option<PathBuf>,
     pub defaults: Limits,
+    /// The instance pool every plugin shares (`[plugins.defaults]`).
+    pub pool: PoolLimits,
 }
 
 /// A validated `moat.toml`.
@@ -574,6 +657,17 @@ const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
+    /// `[plugins]` with every default (no configuration file, no overrides).
+    pub fn default_plugins() -> PluginsConfig {
+        PluginsConfig {
+            dir: PathBuf::from("plugins"),
+            watch: true,
+            cache_dir: None,
+            defaults: Limits::default(),
+            pool: PoolLimits::default(),
+        }
+    }
+
     /// Reads `path` (or nothing, for all defaults) and applies `MOAT_*` overrides.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (text, origin) = match path {
@@ -675,6 +769,7 @@ impl Config {
             watch: raw.plugins.watch.unwrap_or(true),
             cache_dir: raw.plugins.cache_dir.map(rel),
             defaults: raw.plugins.defaults.apply(Limits::default(), origin)?,
+            pool: raw.plugins.defaults.pool(origin)?,
         };
         if plugins.dir.components().any(|c| matches!(c, Component::Prefix(_))) {
             return Err(invalid("plugins.dir is not a usable path".into()));

@@ -8,11 +8,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
-use moat::config::{Config, DirGrant, Limits, PluginSettings};
+use moat::config::{Config, DirGrant, Limits, PluginSettings, PluginsConfig};
 use moat::registry::Registry;
 use moat::runtime::{CallContext, CallError, EgressMetrics, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
 mod serve;
+mod toolchain;
 
 #[derive(Parser)]
 #[command(name = "moat", version, about = "MCP host that runs every tool as a sandboxed WebAssembly component")]
@@ -107,6 +108,32 @@ enum Command {
         #[arg(long)]
         memory_mb: Option<u64>,
     },
+    /// Build a Python (.py) or TypeScript (.ts, .js) plugin into a component,
+    /// with the pinned toolchain (installed on first use), then load it once:
+    /// its catalogue is checked and the compiled component cached.
+    Build {
+        /// The plugin's module.
+        source: PathBuf,
+        /// The component to write (default: the module's name with .wasm, beside it).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Python: another folder of modules, searched before the source's own.
+        #[arg(long = "path", value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        /// Skip loading the component after the build.
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Compile components into the artifact cache ahead of time (image builds,
+    /// deploy steps), so that a start or a reload finds them compiled.
+    Compile {
+        /// The plugin components.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Configuration file: its cache directory and pool (default: the user cache).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validate the configuration and every plugin; exit non-zero naming each bad file.
     Check {
         /// Configuration file.
@@ -161,6 +188,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             call(&file, &tool, &arguments, settings).await
         }
         Command::Check { config, plugins } => check(config.as_deref(), plugins).await,
+        Command::Build { source, out, paths, no_check } => {
+            let out = out.unwrap_or_else(|| source.with_extension("wasm"));
+            build(toolchain::Build { source, out, paths }, no_check).await
+        }
+        Command::Compile { files, config } => compile(&files, config.as_deref()).await,
     }
 }
 
@@ -174,9 +206,9 @@ fn token(dev: bool, scope: &str, sub: &str, ttl: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn runtime(cache_dir: Option<PathBuf>, metrics: Option<Arc<dyn EgressMetrics>>) -> Result<Runtime> {
-    Runtime::new(RuntimeOptions { cache_dir: cache_dir.or_else(cache::default_dir), metrics })
-        .map_err(anyhow::Error::msg)
+fn runtime(plugins: &PluginsConfig, metrics: Option<Arc<dyn EgressMetrics>>) -> Result<Runtime> {
+    let cache_dir = plugins.cache_dir.clone().or_else(cache::default_dir);
+    Runtime::new(RuntimeOptions { cache_dir, metrics, pool: plugins.pool }).map_err(anyhow::Error::msg)
 }
 
 async fn load_one(runtime: &Runtime, file: &Path, settings: PluginSettings) -> Result<LoadedPlugin> {
@@ -184,7 +216,7 @@ async fn load_one(runtime: &Runtime, file: &Path, settings: PluginSettings) -> R
 }
 
 async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
-    let runtime = runtime(None, None)?;
+    let runtime = runtime(&Config::default_plugins(), None)?;
     let plugin = load_one(&runtime, file, PluginSettings::default()).await?;
     let tools: Vec<Value> = plugin
         .tools
@@ -274,7 +306,7 @@ async fn call(file: &Path, tool: &str, arguments: &str, settings: PluginSettings
     if !arguments.is_object() {
         bail!("the arguments must be a JSON object");
     }
-    let runtime = runtime(None, None)?;
+    let runtime = runtime(&Config::default_plugins(), None)?;
     let plugin = load_one(&runtime, file, settings).await?;
     // The plugin's log messages (and the host's notes, such as why a request
     // was refused) go to stderr as they come.
@@ -363,7 +395,7 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
         }
     };
     let dir = plugins.unwrap_or_else(|| config.plugins.dir.clone());
-    let runtime = runtime(config.plugins.cache_dir.clone(), None)?;
+    let runtime = runtime(&config.plugins, None)?;
     let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
     for p in registry.plugins() {
         println!(
@@ -394,5 +426,78 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
             registry.failures().len() + registry.plugins().len()
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn compile(files: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
+    let config = Config::load(config)?;
+    let runtime = runtime(&config.plugins, None)?;
+    let Some(dir) = runtime.cache_dir().map(Path::to_owned) else {
+        bail!("no usable cache directory: set [plugins] cache_dir, XDG_CACHE_HOME or HOME");
+    };
+    let mut failed = 0;
+    for file in files {
+        let started = std::time::Instant::now();
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("error  {}: cannot be read: {e}", file.display());
+                failed += 1;
+                continue;
+            }
+        };
+        match runtime.compile(bytes).await {
+            Ok((_, origin, hash)) => {
+                let how = origin_label(origin);
+                println!(
+                    "{how} {}  (sha256 {}, {:.1} s)",
+                    file.display(),
+                    &hash[..12],
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(e) => {
+                println!("error  {}: {e}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    eprintln!("cache: {}", dir.display());
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn build(b: toolchain::Build, no_check: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let size = toolchain::build(&b)?;
+    println!("built    {} ({:.1} MB in {:.1} s)", b.out.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
+    if no_check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = std::time::Instant::now();
+    let runtime = runtime(&Config::default_plugins(), None)?;
+    let plugin = load_one(&runtime, &b.out, PluginSettings::default()).await?;
+    let how = origin_label(plugin.origin);
+    println!("{how} {} ({:.1} s)", b.out.display(), started.elapsed().as_secs_f64());
+    let names = |v: Vec<&str>| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+    println!("tools:     {}", names(plugin.tools.iter().map(|t| t.name.as_str()).collect()));
+    println!(
+        "resources: {}",
+        names(
+            plugin
+                .resources
+                .iter()
+                .map(|r| r.uri.as_str())
+                .chain(plugin.resource_templates.iter().map(|t| t.uri_template.as_str()))
+                .collect()
+        )
+    );
+    println!("prompts:   {}", names(plugin.prompts.iter().map(|p| p.name.as_str()).collect()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn origin_label(origin: moat::runtime::Origin) -> &'static str {
+    match origin {
+        moat::runtime::Origin::Cache => "cached  ",
+        moat::runtime::Origin::Compiled => "compiled",
     }
 }

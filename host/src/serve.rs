@@ -38,8 +38,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let metrics = Arc::new(Metrics::default());
-    let runtime =
-        Arc::new(super::runtime(config.plugins.cache_dir.clone(), Some(metrics.clone() as Arc<dyn EgressMetrics>))?);
+    let runtime = Arc::new(super::runtime(&config.plugins, Some(metrics.clone() as Arc<dyn EgressMetrics>))?);
     let state = Shared::new(runtime.clone(), metrics);
     let writer = Writer { runtime, metrics: state.metrics.clone(), state: state.clone() };
     let loader = Loader::new(&dir, config.plugins.defaults);

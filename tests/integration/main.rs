@@ -12,6 +12,7 @@ mod egress;
 mod first_party;
 mod http;
 mod jwks;
+mod languages;
 mod reload;
 mod sandbox;
 mod serve;

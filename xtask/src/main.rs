@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod interop;
+mod languages;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -59,8 +60,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 /// The directory holding the built `.wasm` files.
 fn wasm_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    target.join(WASM_TARGET).join("release")
+    target_dir().join(WASM_TARGET).join("release")
 }
 
 /// Adds the wasm target through rustup when it is missing.
@@ -90,6 +90,23 @@ fn crates_in(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// Where the tests' servers keep compiled components (`XDG_CACHE_HOME`), shared
+/// so that a Python or TypeScript component is compiled once, not per server.
+fn test_cache_home() -> PathBuf {
+    target_dir().join("moat-cache-home")
+}
+
+/// The `moat` binary as the tests build it (the same features, so `cargo test`
+/// after it compiles nothing again).
+fn host_binary() -> Result<PathBuf> {
+    run(cargo().args(["test", "--workspace", "--exclude", "xtask", "--no-run"]))?;
+    Ok(target_dir().join("debug/moat"))
+}
+
 /// Builds every first-party and test plugin once; returns the output directory.
 fn build_plugins() -> Result<PathBuf> {
     ensure_wasm_target()?;
@@ -108,15 +125,27 @@ fn build_plugins() -> Result<PathBuf> {
             bail!("expected {} after the build", file.display());
         }
     }
-    eprintln!("plugins built in {}", dir.display());
+    // Python and TypeScript plugins: `moat build`, so the host comes first.
+    let moat = host_binary()?;
+    let others = languages::build(&root(), &dir, &moat, &target_dir(), &test_cache_home())?;
+    eprintln!("plugins built in {} ({} Rust, {} Python or TypeScript)", dir.display(), crates.len(), others.len());
     // The first-party plugins alone, in a folder `moat serve` can load as is.
-    let served = root().join("target/plugins");
+    let served = target_dir().join("plugins");
     std::fs::create_dir_all(&served)?;
     for c in crates_in(&root().join("plugins"))? {
         std::fs::copy(dir.join(format!("{c}.wasm")), served.join(format!("{c}.wasm")))?;
     }
+    for file in others.iter().filter(|f| f.starts_with(&dir) && is_first_party(f)) {
+        std::fs::copy(file, served.join(file.file_name().expect("a file name")))?;
+    }
     eprintln!("first-party plugins ready to serve: moat serve --dev --plugins {}", served.display());
     Ok(dir)
+}
+
+/// A component built from a folder under `plugins/`.
+fn is_first_party(file: &Path) -> bool {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    root().join("plugins").join(stem).is_dir()
 }
 
 /// What `cargo xtask test` needs beyond Rust, checked before the long build so
@@ -141,7 +170,11 @@ fn test(extra: &[String]) -> Result<()> {
     check_prerequisites()?;
     let wasm = build_plugins()?;
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--exclude", "xtask"]).env("MOAT_TEST_WASM_DIR", &wasm).args(extra);
+    cmd.args(["test", "--workspace", "--exclude", "xtask"])
+        .env("MOAT_TEST_WASM_DIR", &wasm)
+        .env("MOAT_TEST_CACHE_HOME", test_cache_home())
+        .env("MOAT_TOOLCHAIN_DIR", target_dir().join("toolchains"))
+        .args(extra);
     eprintln!("+ {cmd:?}");
     // Pass the output through, adding up every test binary's result line so the
     // run closes on one total rather than on the last (often empty) binary.
@@ -166,7 +199,7 @@ fn test(extra: &[String]) -> Result<()> {
     }
     let status = child.wait()?;
     // Third-party clients and the conformance suite against a real server.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = target_dir();
     let interop =
         interop::install(&target).and_then(|tools| interop::run(&root(), &tools, &target.join("debug/moat"), &wasm));
     match interop {
@@ -194,7 +227,6 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn demo() -> Result<()> {
     let wasm = build_plugins()?;
-    run(cargo().args(["build", "-p", "moat"]))?;
     let here = std::env::current_dir()?;
     let plugins = root().join("target/demo/plugins");
     std::fs::create_dir_all(&plugins)?;
@@ -257,7 +289,7 @@ fn build_revision(rev: &str) -> Result<PathBuf> {
         std::fs::create_dir_all(&base)?;
         run(Command::new("git").args(["worktree", "add", "--detach"]).arg(&tree).arg(&short).current_dir(root()))?;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = target_dir();
     run(Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["build", "--release", "-p", "moat", "--bin", "moat"])
         .env("CARGO_TARGET_DIR", &target)

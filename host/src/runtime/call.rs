@@ -20,7 +20,7 @@ use super::egress::{CallEgress, Egress, HttpLimitPassed};
 use super::error::classify;
 use super::host::{Budget, CallState, CappedPipe, MemoryLimiter};
 use super::types::{Content, PromptResult, ResourceContents, ToolOutput};
-use super::{CallContext, CallError, LoadedPlugin, MAX_INSTANCES, Runtime};
+use super::{CallContext, CallError, LoadedPlugin, Runtime};
 use crate::config::{DirMode, Limits};
 use crate::schema::{Invalid, SchemaValidator};
 
@@ -183,7 +183,7 @@ impl Runtime {
             Err(_) => {
                 return Err(CallError::Busy(format!(
                     "the host runs {} instances at once, its limit; try again shortly",
-                    MAX_INSTANCES - 16
+                    self.pool.calls()
                 )));
             }
         };

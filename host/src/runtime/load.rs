@@ -13,10 +13,7 @@ use wasmtime::component::Component;
 use super::bindings::v0_1::PluginPre as PluginPreV01;
 use super::catalogue;
 use super::host::HostLogRate;
-use super::{
-    Alive, CallContext, LoadError, LoadedPlugin, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
-    MAX_TABLES_PER_COMPONENT, Runtime,
-};
+use super::{Alive, CallContext, LoadError, LoadedPlugin, Origin, Runtime};
 use crate::config::{DirGrant, PluginSettings};
 
 /// The WIT package versions this host serves.
@@ -37,25 +34,8 @@ impl Runtime {
         bytes: Vec<u8>,
         settings: PluginSettings,
     ) -> Result<LoadedPlugin, LoadError> {
-        check_component_header(&bytes)?;
-        let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let (component, origin, hash) = tokio::task::spawn_blocking(move || {
-            let hash = hex::encode(Sha256::digest(&bytes));
-            cache.load_or_compile(&engine, &bytes, &hash).map(|(c, o)| (c, o, hash)).map_err(|e| {
-                let msg = format!("{e:#}");
-                // The pool's per-component limits, checked when wasmtime builds
-                // the component: it needs more than one instance may hold.
-                if msg.contains("transitively contains") || msg.contains("pooling allocator") {
-                    LoadError::Resources(format!(
-                        "the component needs more than a plugin may use ({MAX_MEMORIES_PER_COMPONENT} linear memories, {MAX_TABLES_PER_COMPONENT} tables, {MAX_CORE_INSTANCES_PER_COMPONENT} core instances): {msg}"
-                    ))
-                } else {
-                    LoadError::NotAComponent(msg)
-                }
-            })
-        })
-        .await
-        .map_err(|e| LoadError::Task { task: "compiling the component", reason: e.to_string() })??;
+        let (component, origin, hash) = self.compile(bytes).await?;
+        self.check_fit(&component, &settings)?;
         let (wit_version, imports) = self.check_world(&component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             let msg = format!("{e:#}");
@@ -90,6 +70,69 @@ impl Runtime {
         Ok(plugin)
     }
 
+    /// Compiles a component (or finds it in the artifact cache) on the blocking
+    /// pool and checks that it is a moat plugin; returns it with where it came
+    /// from and its SHA-256. `moat compile` fills the cache with this.
+    pub async fn compile(&self, bytes: Vec<u8>) -> Result<(Component, Origin, String), LoadError> {
+        check_component_header(&bytes)?;
+        let (engine, cache, pool) = (self.engine.clone(), self.cache.clone(), self.pool);
+        let (component, origin, hash) = tokio::task::spawn_blocking(move || {
+            let hash = hex::encode(Sha256::digest(&bytes));
+            cache.load_or_compile(&engine, &bytes, &hash).map(|(c, o)| (c, o, hash)).map_err(|e| {
+                let msg = format!("{e:#}");
+                // The pool's per-component limits, checked when wasmtime builds
+                // the component: it needs more than one instance may hold.
+                if msg.contains("transitively contains") || msg.contains("pooling allocator") {
+                    LoadError::Resources(format!(
+                        "the component needs more than one instance of the pool holds ({} core instances, {} linear memories, {} tables; raise max_core_instances, max_memories or max_tables in moat.toml [plugins.defaults]): {msg}",
+                        pool.core_instances, pool.memories, pool.tables
+                    ))
+                } else {
+                    LoadError::NotAComponent(msg)
+                }
+            })
+        })
+        .await
+        .map_err(|e| LoadError::Task { task: "compiling the component", reason: e.to_string() })??;
+        self.check_world(&component)?;
+        Ok((component, origin, hash))
+    }
+
+    /// Refuses, at load, a plugin that could not run as configured: more calls
+    /// at once than the pool has instances, a memory that starts above the
+    /// plugin's memory cap, a table larger than a pool slot holds. Otherwise
+    /// each of its calls would fail later, one by one.
+    fn check_fit(&self, component: &Component, settings: &PluginSettings) -> Result<(), LoadError> {
+        let pool = &self.pool;
+        let limits = &settings.limits;
+        if limits.max_concurrency > pool.calls() {
+            return Err(LoadError::Resources(format!(
+                "max_concurrency = {} but the instance pool runs {} calls at once (pool_instances = {} in moat.toml [plugins.defaults])",
+                limits.max_concurrency,
+                pool.calls(),
+                pool.instances
+            )));
+        }
+        let Some(needs) = component.resources_required() else { return Ok(()) };
+        let start_bytes = needs.max_initial_memory_size.unwrap_or(0).saturating_mul(64 << 10);
+        if start_bytes > limits.memory_bytes {
+            return Err(LoadError::Resources(format!(
+                "a linear memory of the component starts at {} MiB, above the plugin's memory cap of {} MiB (raise memory_mb in its sidecar's [limits])",
+                start_bytes.div_ceil(1 << 20),
+                limits.memory_bytes >> 20
+            )));
+        }
+        if let Some(elements) = needs.max_initial_table_size
+            && elements > u64::from(pool.table_elements)
+        {
+            return Err(LoadError::Resources(format!(
+                "a table of the component starts with {elements} elements, more than a pool slot holds ({}; raise max_table_elements in moat.toml [plugins.defaults])",
+                pool.table_elements
+            )));
+        }
+        Ok(())
+    }
+
     /// The same component with new settings (a sidecar changed): nothing is
     /// compiled or read from disk; the catalogue is read again under the new grants.
     pub async fn reconfigure(
@@ -115,6 +158,7 @@ impl Runtime {
             host_log: plugin.host_log.clone(),
             _alive: Alive::new(),
         };
+        self.check_fit(next.pre.instance_pre().component(), &next.settings)?;
         next.slots = Arc::new(Semaphore::new(next.settings.limits.max_concurrency as usize));
         self.read_catalogue(&mut next).await?;
         Ok(next)

@@ -37,7 +37,7 @@ use tokio::sync::{Semaphore, mpsc};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::{DirGrant, MAX_MEMORY_MB, PluginSettings};
+use crate::config::{DirGrant, MAX_MEMORY_MB, PluginSettings, PoolLimits};
 pub use cache::Origin;
 pub use deadline::EPOCH_TICK;
 use deadline::spawn_epoch_ticker;
@@ -64,14 +64,6 @@ pub(crate) mod bindings {
 
 use bindings::v0_1::{Plugin as PluginV01, PluginPre as PluginPreV01};
 
-/// Most instances alive at once; further calls wait for a permit.
-const MAX_INSTANCES: u32 = 256;
-/// What one component instance may hold. The pool has room for this much in
-/// every one of its instances, so no component can run the pool dry for
-/// others; a component that needs more is refused at load.
-pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
-pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
-pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// Events a call may have queued for the client; more are dropped.
 pub const EVENT_QUEUE: usize = 64;
 /// Bytes of each memory reset in place between instances (see `engine_config`).
@@ -84,6 +76,8 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Where outbound HTTP requests are counted; `None`: nowhere.
     pub metrics: Option<Arc<dyn EgressMetrics>>,
+    /// The instance pool's shape (`[plugins.defaults]`).
+    pub pool: PoolLimits,
 }
 
 /// Compiles and runs plugins. One per process; cheap to share behind an `Arc`.
@@ -91,7 +85,10 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache: cache::ArtifactCache,
+    /// One permit per call that may run at once, every plugin together: the
+    /// pool's instances less those kept for catalogue reads at load.
     permits: Arc<Semaphore>,
+    pool: PoolLimits,
     metrics: Option<Arc<dyn EgressMetrics>>,
 }
 
@@ -183,19 +180,23 @@ impl LoadedPlugin {
     }
 }
 
-fn engine_config() -> Config {
+fn engine_config(shape: &PoolLimits) -> Config {
+    let n = shape.instances;
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES * MAX_CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(MAX_INSTANCES * MAX_MEMORIES_PER_COMPONENT)
-        .total_tables(MAX_INSTANCES * MAX_TABLES_PER_COMPONENT)
-        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
-        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
-        .total_stacks(MAX_INSTANCES)
+    // Room for the most in every slot: no component can run the pool dry for
+    // others, and one that needs more than a slot holds is refused at load.
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(shape.core_instances))
+        .total_memories(n.saturating_mul(shape.memories))
+        .total_tables(n.saturating_mul(shape.tables))
+        .max_core_instances_per_component(shape.core_instances)
+        .max_memories_per_component(shape.memories)
+        .max_tables_per_component(shape.tables)
+        .table_elements(shape.table_elements as usize)
+        .total_stacks(n)
         .max_memories_per_module(1)
         .max_memory_size((MAX_MEMORY_MB as usize) << 20)
-        .max_unused_warm_slots(64)
+        .max_unused_warm_slots(64.min(n))
         // Reset the first pages of a memory (stack, data, heap start) by memset
         // instead of madvise + page faults on the next instance.
         .linear_memory_keep_resident(KEEP_RESIDENT)
@@ -211,7 +212,8 @@ fn engine_config() -> Config {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, String> {
-        let engine = Engine::new(&engine_config()).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let pool = options.pool;
+        let engine = Engine::new(&engine_config(&pool)).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
@@ -225,7 +227,8 @@ impl Runtime {
             engine,
             linker,
             cache,
-            permits: Arc::new(Semaphore::new(MAX_INSTANCES as usize - 16)),
+            permits: Arc::new(Semaphore::new(pool.calls() as usize)),
+            pool,
             metrics: options.metrics,
         })
     }
@@ -236,5 +239,10 @@ impl Runtime {
 
     pub fn cache_dir(&self) -> Option<&Path> {
         self.cache.dir()
+    }
+
+    /// The instance pool's shape.
+    pub fn pool(&self) -> &PoolLimits {
+        &self.pool
     }
 }

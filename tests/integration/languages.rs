@@ -1,0 +1,326 @@
+//! Plugins written in Python and TypeScript (`moat build`), served by a real
+//! `moat serve` and tested as the Rust plugins are: listed and called over MCP
+//! with the rmcp client and stateless requests, bad arguments refused before
+//! the plugin runs, an exception, a deadline and the memory cap each ending only
+//! their call, granted directories, hot reload under load, and the build and
+//! check commands themselves.
+//!
+//! The components are built by `cargo xtask build-plugins` and compiled once
+//! into a cache the servers here share (`MOAT_TEST_CACHE_HOME`): a Python
+//! component takes tens of seconds to compile, a cache hit milliseconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion, ReadResourceRequestParams, object};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::common::{moat, stderr, stdout, wasm};
+use crate::server::{Server, modern_request};
+
+/// `XDG_CACHE_HOME` of the servers here: the compiled-component cache that
+/// `cargo xtask build-plugins` filled.
+fn cache_home() -> PathBuf {
+    std::env::var_os("MOAT_TEST_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/moat-cache-home"))
+}
+
+/// A dev server with `plugins` (component names) copied in beside the default
+/// ones, and `files` (name, text) written into its plugins folder.
+fn serve(plugins: &[&str], files: &[(&str, String)]) -> Server {
+    let home = cache_home();
+    std::fs::create_dir_all(&home).unwrap();
+    let home = home.to_string_lossy().into_owned();
+    Server::start_with_env(&[], &[("XDG_CACHE_HOME", &home)], |dir| {
+        for p in plugins {
+            std::fs::copy(wasm(p), dir.join(format!("{p}.wasm"))).unwrap();
+        }
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    })
+}
+
+/// A stateless (2026-07-28) request; the JSON-RPC response.
+async fn request(s: &Server, method: &str, params: Value) -> Value {
+    let r = modern_request(&s.url, &s.token, method, params).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+async fn call(s: &Server, tool: &str, arguments: Value) -> Value {
+    request(s, "tools/call", json!({"name": tool, "arguments": arguments})).await
+}
+
+/// The text of a tool error result, or a panic showing what came back.
+fn tool_error(reply: &Value) -> String {
+    assert_eq!(reply["result"]["isError"], json!(true), "expected a tool error: {reply}");
+    reply["result"]["content"][0]["text"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn python_and_typescript_tools_list_and_call_over_mcp() {
+    let s = serve(&["word_count_py", "word_count_ts"], &[]);
+    // The session era, through the rmcp client.
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s.url.clone()).auth_header(s.token.clone()),
+    );
+    let client =
+        ClientConfig::default().with_protocol_version(ProtocolVersion::V_2025_11_25).serve(transport).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    for lang in ["py", "ts"] {
+        let name = format!("{lang}_word_count");
+        let t = tools.iter().find(|t| t.name == name.as_str()).unwrap_or_else(|| panic!("{name} listed"));
+        let input = serde_json::to_value(&*t.input_schema).unwrap();
+        assert_eq!(input["properties"]["text"]["type"], "string", "{name}: {input}");
+        assert_eq!(input["properties"]["unique"]["type"], "boolean", "{name}: {input}");
+        assert_eq!(input["properties"]["unique"]["default"], false, "{name}: {input}");
+        assert_eq!(input["required"], json!(["text"]), "{name}: only text is required: {input}");
+        assert!(!t.description.as_deref().unwrap_or_default().is_empty(), "{name} has a description");
+        let output = serde_json::to_value(t.output_schema.as_deref().expect("an output schema")).unwrap();
+        for field in ["words", "lines", "chars", "unique_words"] {
+            assert_eq!(output["properties"][field]["type"], "integer", "{name}.{field}: {output}");
+        }
+        let a = t.annotations.as_ref().expect("annotations");
+        assert_eq!((a.read_only_hint, a.idempotent_hint), (Some(true), Some(true)), "{name}");
+
+        let text = "The cat saw the Cat\nand THE dog ünïcode\n";
+        let r = client
+            .call_tool(CallToolRequestParams::new(name.clone()).with_arguments(object(json!({"text": text}))))
+            .await
+            .unwrap();
+        assert_ne!(r.is_error, Some(true), "{name}: {r:?}");
+        assert_eq!(r.structured_content, Some(json!({"words": 9, "lines": 2, "chars": 40})), "{name}");
+        let r = client
+            .call_tool(
+                CallToolRequestParams::new(name.clone()).with_arguments(object(json!({"text": text, "unique": true}))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.structured_content,
+            Some(json!({"words": 9, "lines": 2, "chars": 40, "unique_words": 6})),
+            "{name}: the, cat, saw, and, dog, ünïcode"
+        );
+        // The resource and the prompt.
+        let uri = format!("wordcount://{lang}/about");
+        let read = client.read_resource(ReadResourceRequestParams::new(uri.clone())).await.unwrap();
+        let body = serde_json::to_value(&read.contents[0]).unwrap();
+        assert_eq!(body["uri"], uri.as_str());
+        assert!(body["text"].as_str().is_some_and(|t| !t.is_empty()), "{uri}: {body}");
+        let prompt =
+            request(&s, "prompts/get", json!({"name": format!("{lang}_summarize"), "arguments": {"text": "a b c"}}))
+                .await;
+        let message = &prompt["result"]["messages"][0];
+        assert_eq!(message["role"], "user", "{prompt}");
+        assert!(message["content"]["text"].as_str().unwrap().contains("a b c"), "{prompt}");
+    }
+    client.cancel().await.unwrap();
+
+    // Bad arguments are refused by the host (-32602 naming the field), so the
+    // plugin never runs; the tools keep answering.
+    for tool in ["py_word_count", "ts_word_count"] {
+        for (args, field) in
+            [(json!({}), "text"), (json!({"text": 5}), "text"), (json!({"text": "a", "unique": "yes"}), "unique")]
+        {
+            let r = call(&s, tool, args.clone()).await;
+            assert_eq!(r["error"]["code"], -32602, "{tool} {args}: {r}");
+            assert!(r["error"]["message"].as_str().unwrap().contains(field), "{tool} {args}: {r}");
+        }
+        let r = call(&s, tool, json!({"text": "still here"})).await;
+        assert_eq!(r["result"]["structuredContent"]["words"], 2, "{tool}: {r}");
+    }
+}
+
+/// The Python test plugin with a granted directory, a short deadline and a
+/// memory cap.
+fn probe_server(data: &Path) -> Server {
+    let sidecar = format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"/data\", mode = \"ro\" }}]\n[limits]\ntimeout_ms = 1500\nmemory_mb = 160\n",
+        data.display()
+    );
+    serve(&["py_probe"], &[("py_probe.toml", sidecar)])
+}
+
+#[tokio::test]
+async fn a_python_plugin_keeps_to_the_sandbox_and_each_failure_ends_only_its_call() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("note.txt"), "granted text").unwrap();
+    let s = probe_server(data.path());
+    // Granted directories work, and nothing else is visible.
+    let r = call(&s, "py_probe_read", json!({"path": "/data/note.txt"})).await;
+    assert_eq!(r["result"]["content"][0]["text"], "granted text", "{r}");
+    let outside = tool_error(&call(&s, "py_probe_read", json!({"path": "/etc/passwd"})).await);
+    assert!(outside.contains("FileNotFoundError") || outside.contains("No such file"), "{outside}");
+
+    // An exception is a tool error with its message.
+    let raised = tool_error(&call(&s, "py_probe_raise", json!({"message": "boom 42"})).await);
+    assert!(raised.contains("ValueError") && raised.contains("boom 42"), "{raised}");
+
+    // The deadline stops a loop that never yields.
+    let started = Instant::now();
+    let spun = tool_error(&call(&s, "py_probe_spin", json!({})).await);
+    assert!(spun.contains("timed out after 1500 ms"), "{spun}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped near its deadline: {:?}", started.elapsed());
+
+    // The memory cap: 64 MiB fits, 400 MiB does not.
+    let r = call(&s, "py_probe_alloc", json!({"mb": 64})).await;
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    let capped = tool_error(&call(&s, "py_probe_alloc", json!({"mb": 400})).await);
+    assert!(capped.contains("memory limit of 160 MiB"), "{capped}");
+
+    // After each of those, the next call gets a fresh instance and works.
+    let r = call(&s, "py_probe_version", json!({})).await;
+    assert_eq!(r["result"]["structuredContent"], json!({"version": 1}), "{r}");
+    let r = call(&s, "disk_usage", json!({})).await;
+    assert!(r["result"]["structuredContent"]["total_bytes"].as_u64().is_some(), "{r}");
+}
+
+/// Which build of the Python probe answered: 1 or 2.
+async fn probe_version(s: &Server) -> Result<u64, String> {
+    let r = modern_request(&s.url, &s.token, "tools/call", json!({"name": "py_probe_version", "arguments": {}}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let body: Value = r.json().await.map_err(|e| format!("{status}: {e}"))?;
+    body["result"]["structuredContent"]["version"].as_u64().ok_or_else(|| format!("{status}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_python_plugin_replaced_under_load_loses_no_call() {
+    let data = tempfile::tempdir().unwrap();
+    let s = Arc::new(probe_server(data.path()));
+    let target = s.plugins().join("py_probe.wasm");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    type Calls = Vec<(Instant, Result<u64, String>)>;
+    let log: Arc<Mutex<Calls>> = Arc::default();
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, stop, log) = (s.clone(), stop.clone(), log.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let outcome = probe_version(&s).await;
+                    log.lock().unwrap().push((started, outcome));
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The next build, renamed over the file.
+    let swapped = Instant::now();
+    let tmp = s.plugins().join(".py_probe.wasm.tmp");
+    std::fs::copy(wasm("py_probe_next"), &tmp).unwrap();
+    std::fs::rename(&tmp, &target).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first_new = loop {
+        let found = log.lock().unwrap().iter().filter(|(_, o)| *o == Ok(2)).map(|(t, _)| *t).min();
+        if let Some(t) = found {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the new build never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let log = log.lock().unwrap();
+    let failed: Vec<_> = log.iter().filter_map(|(_, o)| o.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} of {} calls failed: {:?}", failed.len(), log.len(), &failed[..failed.len().min(3)]);
+    let before = log.iter().filter(|(t, _)| *t < swapped).count();
+    let after = log.iter().filter(|(t, o)| *t > first_new && *o == Ok(2)).count();
+    assert!(before > 5 && after > 5, "calls ran before ({before}) and after ({after}) the swap");
+    for (started, outcome) in log.iter() {
+        if *started > first_new {
+            assert_eq!(*outcome, Ok(2), "a call after the swap ran the old build");
+        }
+    }
+    println!(
+        "py_probe hot reload: {} calls, first on the new build {:?} after the rename",
+        log.len(),
+        first_new - swapped
+    );
+}
+
+#[test]
+fn moat_check_and_inspect_know_python_and_typescript_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in ["word_count_py", "word_count_ts"] {
+        std::fs::copy(wasm(p), dir.path().join(format!("{p}.wasm"))).unwrap();
+    }
+    let out = moat(&cache_home()).args(["check", "--plugins"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "moat check: {}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("word_count_py.wasm  (1 tools, 1 resources, 1 prompts)"), "{text}");
+    assert!(text.contains("word_count_ts.wasm  (1 tools, 1 resources, 1 prompts)"), "{text}");
+    let out = moat(&cache_home()).args(["inspect", "--json"]).arg(wasm("word_count_py")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["tools"][0]["name"], "py_word_count", "{info}");
+    // `moat compile` of what is already compiled is a cache hit; of a file
+    // that is not a component, an error naming it.
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let out = moat(&cache_home()).arg("compile").arg(wasm("word_count_ts")).arg(&junk).output().unwrap();
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("cached") && text.contains("word_count_ts.wasm"), "{text}");
+    assert!(text.contains("error") && text.contains("junk.wasm"), "{text}");
+}
+
+#[test]
+fn moat_compile_fills_the_cache_a_server_then_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = moat(dir.path()).arg("compile").arg(wasm("disk_usage")).arg(wasm("trivial")).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("compiled").count(), 2, "{text}");
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("moat/components")).unwrap().collect();
+    assert_eq!(cached.len(), 2, "two artifacts");
+    let out = moat(dir.path()).arg("compile").arg(wasm("disk_usage")).output().unwrap();
+    assert!(stdout(&out).starts_with("cached"), "{}", stdout(&out));
+}
+
+#[test]
+fn moat_build_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let txt = dir.path().join("tool.txt");
+    std::fs::write(&txt, "hello").unwrap();
+    let out = moat(dir.path()).arg("build").arg(&txt).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("takes a Python module (.py) or a TypeScript"), "{}", stderr(&out));
+    let missing = dir.path().join("absent.py");
+    let out = moat(dir.path()).arg("build").arg(&missing).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("absent.py cannot be read"), "{}", stderr(&out));
+    // A Python module that fails at import: the toolchain's error is shown, and
+    // nothing is left where the component would go.
+    let bad = dir.path().join("broken.py");
+    std::fs::write(&bad, "from moat import tool\n\n@tool\ndef f(x: int) -> int:\n    return x\n\nraise RuntimeError('broken at import')\n").unwrap();
+    let out = moat(dir.path())
+        .env("MOAT_TOOLCHAIN_DIR", toolchain_dir())
+        .arg("build")
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("out/broken.wasm"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken at import"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
+    assert!(left.is_empty(), "no component and no temporary file left: {left:?}");
+}
+
+/// Where `cargo xtask` installed the toolchains.
+fn toolchain_dir() -> PathBuf {
+    std::env::var_os("MOAT_TOOLCHAIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/toolchains"))
+}
