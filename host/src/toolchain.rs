@@ -83,6 +83,9 @@ fn toolchain_dir() -> Result<PathBuf> {
 
 /// Runs `cmd`, failing with its output when it fails.
 fn run(what: &str, cmd: &mut Command) -> Result<()> {
+    // The toolchains are Rust programs: their own backtraces would bury the
+    // author's error.
+    cmd.env("RUST_BACKTRACE", "0").env("RUST_LIB_BACKTRACE", "0");
     let out = cmd.output().with_context(|| format!("cannot run {what} ({:?})", cmd.get_program()))?;
     if !out.status.success() {
         let mut text = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -83,8 +83,10 @@ async fn python_and_typescript_tools_list_and_call_over_mcp() {
         assert!(!t.description.as_deref().unwrap_or_default().is_empty(), "{name} has a description");
         let output = serde_json::to_value(t.output_schema.as_deref().expect("an output schema")).unwrap();
         for field in ["words", "lines", "chars", "unique_words"] {
-            assert_eq!(output["properties"][field]["type"], "integer", "{name}.{field}: {output}");
+            let ty = &output["properties"][field]["type"];
+            assert!(ty == "integer" || ty == &json!(["integer", "null"]), "{name}.{field}: {output}");
         }
+        assert_eq!(output["required"], json!(["words", "lines", "chars"]), "{name}: {output}");
         let a = t.annotations.as_ref().expect("annotations");
         assert_eq!((a.read_only_hint, a.idempotent_hint), (Some(true), Some(true)), "{name}");
 
@@ -303,7 +305,11 @@ fn moat_build_names_what_is_wrong() {
     // A Python module that fails at import: the toolchain's error is shown, and
     // nothing is left where the component would go.
     let bad = dir.path().join("broken.py");
-    std::fs::write(&bad, "from moat import tool\n\n@tool\ndef f(x: int) -> int:\n    return x\n\nraise RuntimeError('broken at import')\n").unwrap();
+    std::fs::write(
+        &bad,
+        "from moat import tool\n\n@tool\ndef f(x: int) -> int:\n    \"\"\"Echoes x.\"\"\"\n    return x\n\nraise RuntimeError('broken at import')\n",
+    )
+    .unwrap();
     let out = moat(dir.path())
         .env("MOAT_TOOLCHAIN_DIR", toolchain_dir())
         .arg("build")
@@ -316,6 +322,19 @@ fn moat_build_names_what_is_wrong() {
     assert!(stderr(&out).contains("broken at import"), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
     assert!(left.is_empty(), "no component and no temporary file left: {left:?}");
+    // A declaration the SDK refuses fails the build naming the tool.
+    std::fs::write(&bad, "from moat import tool\n\n@tool\ndef f(x: int) -> int:\n    return x\n").unwrap();
+    let out = moat(dir.path())
+        .env("MOAT_TOOLCHAIN_DIR", toolchain_dir())
+        .arg("build")
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("out/broken.wasm"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("tool 'f' needs a description"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Stack backtrace"), "no toolchain backtrace: {}", stderr(&out));
 }
 
 /// Where `cargo xtask` installed the toolchains.
@@ -323,4 +342,63 @@ fn toolchain_dir() -> PathBuf {
     std::env::var_os("MOAT_TOOLCHAIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/toolchains"))
+}
+
+#[test]
+fn the_python_sdk_unit_tests_pass() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/python");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "unittest", "-v"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&sdk)
+        .output()
+        .expect("python3 runs");
+    let report = stderr(&out);
+    assert!(out.status.success(), "{report}");
+    let ran: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Ran ").and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()))
+        .expect("unittest reports a count");
+    assert!(ran >= 40, "the SDK's tests ran ({ran})");
+}
+
+/// `moat check` with `config` (a `moat.toml`) over `plugins` and `files`
+/// written beside them: (success, stdout).
+fn check_with(config: &str, plugins: &[&str], files: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir(&folder).unwrap();
+    for p in plugins {
+        std::fs::copy(wasm(p), folder.join(format!("{p}.wasm"))).unwrap();
+    }
+    for (name, text) in files {
+        std::fs::write(folder.join(name), text).unwrap();
+    }
+    std::fs::write(dir.path().join("moat.toml"), config).unwrap();
+    let out = moat(&cache_home()).arg("check").arg("--config").arg(dir.path().join("moat.toml")).output().unwrap();
+    (out.status.success(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn a_plugin_that_cannot_fit_the_instance_pool_is_refused_at_load() {
+    // A Python component holds 14 core instances: a pool slot of 8 cannot take it.
+    let (ok, text) = check_with("[plugins.defaults]\nmax_core_instances = 8\n", &["word_count_py", "disk_usage"], &[]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("ok     ") && text.contains("disk_usage.wasm"), "the Rust plugin fits: {text}");
+    let line = text.lines().find(|l| l.starts_with("error") && l.contains("word_count_py.wasm")).unwrap_or_default();
+    assert!(line.contains("14 core module instances") && line.contains("raise max_core_instances"), "{text}");
+    // The default slot takes it.
+    let (ok, text) = check_with("", &["word_count_py"], &[]);
+    assert!(ok, "{text}");
+    // Its memory starts above a cap of 8 MiB.
+    let (ok, text) = check_with("", &["word_count_py"], &[("word_count_py.toml", "[limits]\nmemory_mb = 8\n")]);
+    assert!(!ok && text.contains("starts at 14 MiB, above the plugin's memory cap of 8 MiB"), "{text}");
+    // More calls at once than the pool runs.
+    let (ok, text) = check_with("[plugins.defaults]\npool_instances = 8\n", &["disk_usage"], &[]);
+    assert!(!ok && text.contains("max_concurrency = 16 but the instance pool runs 7 calls"), "{text}");
+    let (ok, text) = check_with("[plugins.defaults]\npool_instances = 8\nmax_concurrency = 4\n", &["disk_usage"], &[]);
+    assert!(ok, "{text}");
+    // The pool is shared: a sidecar cannot size it.
+    let (ok, text) = check_with("", &["disk_usage"], &[("disk_usage.toml", "[limits]\nmax_tables = 100\n")]);
+    assert!(!ok && text.contains("max_tables: the instance pool is shared"), "{text}");
 }
