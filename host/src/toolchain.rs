@@ -30,10 +30,19 @@ const PYTHON_SDK: &[(&str, &str)] = &[
     ("moat/_world.py", include_str!("../../sdk/python/moat/_world.py")),
 ];
 
-/// The TypeScript SDK: the `moat` module, bundled into each component.
+/// The TypeScript SDK: the `moat` module, bundled into each component
+/// (`src/testing.ts`, the native stand-in host, stays out).
 const JS_SDK: &[(&str, &str)] = &[
     ("package.json", include_str!("../../sdk/js/package.json")),
+    ("bundle.config.mjs", include_str!("../../sdk/js/bundle.config.mjs")),
     ("src/index.ts", include_str!("../../sdk/js/src/index.ts")),
+    ("src/schema.ts", include_str!("../../sdk/js/src/schema.ts")),
+    ("src/registry.ts", include_str!("../../sdk/js/src/registry.ts")),
+    ("src/host.ts", include_str!("../../sdk/js/src/host.ts")),
+    ("src/content.ts", include_str!("../../sdk/js/src/content.ts")),
+    ("src/errors.ts", include_str!("../../sdk/js/src/errors.ts")),
+    ("src/uri-template.ts", include_str!("../../sdk/js/src/uri-template.ts")),
+    ("src/random.ts", include_str!("../../sdk/js/src/random.ts")),
 ];
 
 /// jco's install: `package.json` and its lock, so every dependency is pinned.
@@ -227,7 +236,11 @@ pub fn build(b: &Build) -> Result<u64> {
                     .arg(&entry)
                     .arg("--wit")
                     .arg(&wit)
-                    .args(["--world-name", WORLD, "--backend", "qjs", "--out"])
+                    // QuickJS (a 2 MB component that compiles in seconds) with
+                    // its synchronous runtime: the host has no component-model
+                    // async. The SDK's bundler config resolves `moat` to its copy.
+                    .args(["--world-name", WORLD, "--backend", "qjs", "--backend-qjs-disable-async"])
+                    .args(["--bundle-config", "node_modules/moat/bundle.config.mjs", "--out"])
                     .arg(staged.path())
                     .current_dir(&gen_dir),
             )?;

@@ -52,7 +52,7 @@ fn jobs(root: &Path, wasm: &Path) -> Result<Vec<Job>> {
             let (source, sdk) = if dir.join("app.py").is_file() {
                 (dir.join("app.py"), "sdk/python/moat")
             } else if dir.join("app.ts").is_file() {
-                (dir.join("app.ts"), "sdk/js/src")
+                (dir.join("app.ts"), "sdk/js")
             } else {
                 continue;
             };

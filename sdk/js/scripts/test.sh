@@ -1,0 +1,11 @@
+#!/bin/sh
+# Type-checks the SDK and its tests, compiles them to a temporary folder and
+# runs them under Node with the host stand-in (node/register.mjs).
+set -eu
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+TSC=${TSC:-/tmp/tc/js/node_modules/.bin/tsc}
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/moat-sdk-test-XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+"$TSC" -p "$HERE/tsconfig.json" --noEmit
+"$TSC" -p "$HERE/tsconfig.json" --outDir "$OUT" --rootDir "$HERE" --noEmit false
+node --import "$HERE/node/register.mjs" --test "$OUT"/test/*.test.js
