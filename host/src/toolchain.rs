@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use sha2::Digest as _;
 
 /// componentize-py, from PyPI.
 pub const COMPONENTIZE_PY: &str = "0.25.1";
@@ -138,9 +139,12 @@ fn componentize_py() -> Result<PathBuf> {
     Ok(home)
 }
 
-/// jco, installed from the lock: the folder holding its `node_modules`.
-fn jco() -> Result<PathBuf> {
-    let home = toolchain_dir()?.join(format!("jco-{JCO}"));
+/// jco (and TypeScript, for type checks), installed from the lock: the folder
+/// holding their `node_modules`.
+pub fn jco() -> Result<PathBuf> {
+    // Named by the lock too: a changed lock is a new install beside the old.
+    let lock = hex::encode(&sha2::Sha256::digest(JS_TOOLCHAIN_LOCK.as_bytes())[..4]);
+    let home = toolchain_dir()?.join(format!("jco-{JCO}-{lock}"));
     install_once(&home, &format!("jco {JCO}"), |dir| {
         std::fs::write(dir.join("package.json"), JS_TOOLCHAIN_PACKAGE)?;
         std::fs::write(dir.join("package-lock.json"), JS_TOOLCHAIN_LOCK)?;

@@ -402,3 +402,62 @@ fn a_plugin_that_cannot_fit_the_instance_pool_is_refused_at_load() {
     let (ok, text) = check_with("", &["disk_usage"], &[("disk_usage.toml", "[limits]\nmax_tables = 100\n")]);
     assert!(!ok && text.contains("max_tables: the instance pool is shared"), "{text}");
 }
+
+#[tokio::test]
+async fn a_typescript_plugin_keeps_to_the_sandbox_and_each_failure_ends_only_its_call() {
+    let sidecar = "[limits]\ntimeout_ms = 1500\nmemory_mb = 48\n".to_owned();
+    let s = serve(&["ts_probe", "word_count_ts"], &[("ts_probe.toml", sidecar)]);
+    // A thrown error is a tool error with its name and message.
+    let thrown = tool_error(&call(&s, "ts_probe_throw", json!({"message": "boom 42"})).await);
+    assert!(thrown.contains("TypeError: boom 42"), "{thrown}");
+    // The deadline stops a loop that never yields.
+    let started = Instant::now();
+    let spun = tool_error(&call(&s, "ts_probe_spin", json!({})).await);
+    assert!(spun.contains("timed out after 1500 ms"), "{spun}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped near its deadline: {:?}", started.elapsed());
+    // The memory cap: 8 MiB fits, 100 MiB does not.
+    let r = call(&s, "ts_probe_alloc", json!({"mb": 8})).await;
+    assert_eq!(r["result"]["content"][0]["text"], "8", "{r}");
+    let capped = tool_error(&call(&s, "ts_probe_alloc", json!({"mb": 100})).await);
+    assert!(capped.contains("memory limit of 48 MiB"), "{capped}");
+    // Endless recursion ends the call, not the server.
+    let deep = tool_error(&call(&s, "ts_probe_recurse", json!({})).await);
+    assert!(deep.to_lowercase().contains("stack"), "{deep}");
+    // The schema's bound is the host's to check: the plugin never runs.
+    let r = call(&s, "ts_probe_alloc", json!({"mb": -1})).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    // After each of those, the next call gets a fresh instance and works.
+    let r = call(&s, "ts_probe_alloc", json!({"mb": 1})).await;
+    assert_eq!(r["result"]["content"][0]["text"], "1", "{r}");
+    let r = call(&s, "ts_word_count", json!({"text": "one two"})).await;
+    assert_eq!(r["result"]["structuredContent"]["words"], 2, "{r}");
+}
+
+/// `tsc` as `moat build` installed it (the folder is named by the lock's hash).
+fn tsc() -> PathBuf {
+    use sha2::Digest as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lock = std::fs::read(root.join("sdk/js/toolchain/package-lock.json")).unwrap();
+    let tag = hex::encode(&sha2::Sha256::digest(&lock)[..4]);
+    let tsc = toolchain_dir().join(format!("jco-1.35.0-{tag}/node_modules/.bin/tsc"));
+    assert!(tsc.is_file(), "{} is missing: run `cargo xtask build-plugins`", tsc.display());
+    tsc
+}
+
+#[test]
+fn typescript_plugins_type_check_strictly_and_the_sdk_tests_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for project in ["plugins/word_count_ts", "tests/plugins/ts_probe", "sdk/js"] {
+        let out = std::process::Command::new(tsc()).arg("-p").arg(root.join(project)).arg("--noEmit").output().unwrap();
+        assert!(out.status.success(), "tsc -p {project} --strict: {}{}", stdout(&out), stderr(&out));
+    }
+    let out =
+        std::process::Command::new("sh").arg(root.join("sdk/js/scripts/test.sh")).env("TSC", tsc()).output().unwrap();
+    let report = stdout(&out) + &stderr(&out);
+    assert!(out.status.success(), "{report}");
+    let passed: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("# pass ").and_then(|n| n.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("node --test reports a count: {report}"));
+    assert!(passed >= 20, "the SDK's tests ran ({passed})");
+}

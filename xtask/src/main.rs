@@ -109,6 +109,7 @@ fn host_binary() -> Result<PathBuf> {
 
 /// Builds every first-party and test plugin once; returns the output directory.
 fn build_plugins() -> Result<PathBuf> {
+    check_prerequisites()?;
     ensure_wasm_target()?;
     let mut crates = crates_in(&root().join("plugins"))?;
     crates.extend(crates_in(&root().join("tests/plugins"))?);
@@ -148,26 +149,27 @@ fn is_first_party(file: &Path) -> bool {
     root().join("plugins").join(stem).is_dir()
 }
 
-/// What `cargo xtask test` needs beyond Rust, checked before the long build so
+/// What building the plugins and `cargo xtask test` need beyond Rust, checked before the long build so
 /// a missing tool is named at once with the command that installs it.
 fn check_prerequisites() -> Result<()> {
     let works = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
     let mut missing = Vec::new();
     if !works(Command::new("npm").arg("--version")) {
-        missing.push("npm (Node.js), for the conformance suite and the TypeScript SDK: apt-get install npm");
+        missing.push("npm (Node.js), for the TypeScript plugins, the conformance suite and the TypeScript MCP SDK: apt-get install npm");
     }
-    if !works(Command::new("python3").args(["-m", "venv", "--help"])) {
-        missing.push("python3 with venv, for the Python MCP SDK: apt-get install python3 python3-venv");
+    if !works(Command::new("python3").args(["-m", "venv", "--help"]))
+        || !works(Command::new("python3").args(["-m", "pip", "--version"]))
+    {
+        missing.push("python3 with pip and venv, for the Python plugins and the Python MCP SDK: apt-get install python3 python3-pip python3-venv");
     }
     if missing.is_empty() {
         return Ok(());
     }
-    bail!("cargo xtask test needs:\n  {}", missing.join("\n  "))
+    bail!("building the plugins needs:\n  {}", missing.join("\n  "))
 }
 
 fn test(extra: &[String]) -> Result<()> {
     use std::io::{BufRead, BufReader};
-    check_prerequisites()?;
     let wasm = build_plugins()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "xtask"])
