@@ -199,7 +199,8 @@ async fn a_python_plugin_replaced_under_load_loses_no_call() {
     let s = Arc::new(probe_server(data.path()));
     let target = s.plugins().join("py_probe.wasm");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    type Calls = Vec<(Instant, Result<u64, String>)>;
+    // Every call: (started, ended, outcome).
+    type Calls = Vec<(Instant, Instant, Result<u64, String>)>;
     let log: Arc<Mutex<Calls>> = Arc::default();
     let workers: Vec<_> = (0..6)
         .map(|_| {
@@ -208,7 +209,7 @@ async fn a_python_plugin_replaced_under_load_loses_no_call() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let started = Instant::now();
                     let outcome = probe_version(&s).await;
-                    log.lock().unwrap().push((started, outcome));
+                    log.lock().unwrap().push((started, Instant::now(), outcome));
                 }
             })
         })
@@ -220,8 +221,9 @@ async fn a_python_plugin_replaced_under_load_loses_no_call() {
     std::fs::copy(wasm("py_probe_next"), &tmp).unwrap();
     std::fs::rename(&tmp, &target).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
+    // When the first call answered by the new build ended.
     let first_new = loop {
-        let found = log.lock().unwrap().iter().filter(|(_, o)| *o == Ok(2)).map(|(t, _)| *t).min();
+        let found = log.lock().unwrap().iter().filter(|(_, _, o)| *o == Ok(2)).map(|(_, end, _)| *end).min();
         if let Some(t) = found {
             break t;
         }
@@ -234,12 +236,13 @@ async fn a_python_plugin_replaced_under_load_loses_no_call() {
         w.await.unwrap();
     }
     let log = log.lock().unwrap();
-    let failed: Vec<_> = log.iter().filter_map(|(_, o)| o.as_ref().err()).collect();
+    let failed: Vec<_> = log.iter().filter_map(|(_, _, o)| o.as_ref().err()).collect();
     assert!(failed.is_empty(), "{} of {} calls failed: {:?}", failed.len(), log.len(), &failed[..failed.len().min(3)]);
-    let before = log.iter().filter(|(t, _)| *t < swapped).count();
-    let after = log.iter().filter(|(t, o)| *t > first_new && *o == Ok(2)).count();
+    let before = log.iter().filter(|(t, _, _)| *t < swapped).count();
+    let after = log.iter().filter(|(t, _, o)| *t > first_new && *o == Ok(2)).count();
     assert!(before > 5 && after > 5, "calls ran before ({before}) and after ({after}) the swap");
-    for (started, outcome) in log.iter() {
+    // Once a call was answered by the new build, every call started after it is too.
+    for (started, _, outcome) in log.iter() {
         if *started > first_new {
             assert_eq!(*outcome, Ok(2), "a call after the swap ran the old build");
         }
