@@ -83,12 +83,9 @@ fn toolchain_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("MOAT_TOOLCHAIN_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+    let base = moat::runtime::cache::user_cache()
         .context("no folder for toolchains: set MOAT_TOOLCHAIN_DIR, XDG_CACHE_HOME or HOME")?;
-    Ok(base.join("moat").join("toolchains"))
+    Ok(base.join("toolchains"))
 }
 
 /// Runs `cmd`, failing with its output when it fails.

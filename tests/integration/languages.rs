@@ -313,28 +313,24 @@ fn moat_build_names_what_is_wrong() {
         "from moat import tool\n\n@tool\ndef f(x: int) -> int:\n    \"\"\"Echoes x.\"\"\"\n    return x\n\nraise RuntimeError('broken at import')\n",
     )
     .unwrap();
-    let out = moat(dir.path())
-        .env("MOAT_TOOLCHAIN_DIR", toolchain_dir())
-        .arg("build")
-        .arg(&bad)
-        .arg("--out")
-        .arg(dir.path().join("out/broken.wasm"))
-        .output()
-        .unwrap();
+    let build = || {
+        moat(dir.path())
+            .env("MOAT_TOOLCHAIN_DIR", toolchain_dir())
+            .arg("build")
+            .arg(&bad)
+            .arg("--out")
+            .arg(dir.path().join("out/broken.wasm"))
+            .output()
+            .unwrap()
+    };
+    let out = build();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("broken at import"), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
     assert!(left.is_empty(), "no component and no temporary file left: {left:?}");
     // A declaration the SDK refuses fails the build naming the tool.
     std::fs::write(&bad, "from moat import tool\n\n@tool\ndef f(x: int) -> int:\n    return x\n").unwrap();
-    let out = moat(dir.path())
-        .env("MOAT_TOOLCHAIN_DIR", toolchain_dir())
-        .arg("build")
-        .arg(&bad)
-        .arg("--out")
-        .arg(dir.path().join("out/broken.wasm"))
-        .output()
-        .unwrap();
+    let out = build();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("tool 'f' needs a description"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("Stack backtrace"), "no toolchain backtrace: {}", stderr(&out));

@@ -35,11 +35,16 @@ pub struct ArtifactCache {
 /// The default cache directory: `$XDG_CACHE_HOME/moat/components`, else
 /// `~/.cache/moat/components`.
 pub fn default_dir() -> Option<PathBuf> {
+    user_cache().map(|d| d.join("components"))
+}
+
+/// moat's folder in the user's cache: `$XDG_CACHE_HOME/moat`, else `~/.cache/moat`.
+pub fn user_cache() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("moat").join("components"))
+    Some(base.join("moat"))
 }
 
 fn engine_key(engine: &Engine) -> String {
