@@ -292,6 +292,15 @@ pub enum DirMode {
     Rw,
 }
 
+impl DirMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirMode::Ro => "read-only",
+            DirMode::Rw => "read-write",
+        }
+    }
+}
+
 /// A host directory the operator lets a plugin see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirGrant {
@@ -540,6 +549,97 @@ impl PluginSettings {
     }
 }
 
+/// The permissions a plugin's author asks for (a sidecar shipped beside the
+/// component, e.g. as an OCI artifact's permissions layer). Only read, never
+/// granted: host paths in it mean nothing here, so directories are compared by
+/// their guest path and mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestedGrants {
+    /// (guest path, mode).
+    pub dirs: Vec<(String, DirMode)>,
+    pub env: Vec<String>,
+    pub http: Vec<String>,
+    /// (origin, header name).
+    pub http_headers: Vec<(String, String)>,
+    pub memory_mb: Option<u64>,
+    pub timeout_ms: Option<u64>,
+}
+
+impl RequestedGrants {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: RawSidecar = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut out = RequestedGrants::default();
+        for d in raw.grants.dirs {
+            let guest = d.guest.unwrap_or_else(|| "/data".into());
+            let guest = normalize_guest(&guest)
+                .ok_or_else(|| format!("guest path `{}` is not absolute", guest.escape_debug()))?;
+            out.dirs.push((guest, d.mode.unwrap_or(DirMode::Ro)));
+        }
+        for text in &raw.grants.http {
+            out.http.push(text.parse::<HttpGrant>().map_err(|e| format!("[grants] http: {e}"))?.to_string());
+        }
+        out.env = raw.grants.env;
+        out.http_headers =
+            raw.grants.http_headers.into_iter().map(|h| (h.origin, h.header.to_ascii_lowercase())).collect();
+        out.memory_mb = raw.limits.memory_mb;
+        out.timeout_ms = raw.limits.timeout_ms;
+        Ok(out)
+    }
+
+    /// What is asked for and not granted by `granted`, one line each.
+    pub fn not_granted(&self, granted: &PluginSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        for (guest, mode) in &self.dirs {
+            match granted.dirs.iter().find(|g| &g.guest == guest) {
+                None => out.push(format!("directory {guest} ({})", mode.as_str())),
+                Some(g) if *mode == DirMode::Rw && g.mode == DirMode::Ro => {
+                    out.push(format!("directory {guest} read-write (granted read-only)"))
+                }
+                Some(_) => {}
+            }
+        }
+        for name in self.env.iter().filter(|n| !granted.env.contains(n)) {
+            out.push(format!("environment variable {name}"));
+        }
+        for h in self.http.iter().filter(|h| !granted.http.grants.iter().any(|g| g.text == **h)) {
+            out.push(format!("outbound HTTP to {h}"));
+        }
+        for (origin, header) in &self.http_headers {
+            let given = granted.http.headers.iter().any(|g| {
+                g.header.as_str() == header
+                    && origin
+                        .parse::<HttpGrant>()
+                        .is_ok_and(|o| o.text == g.origin.to_string() || origin == &g.origin.to_string())
+            });
+            if !given {
+                out.push(format!("secret header {header} for {origin}"));
+            }
+        }
+        if let Some(mb) = self.memory_mb.filter(|mb| mb << 20 > granted.limits.memory_bytes) {
+            out.push(format!("memory_mb = {mb} (granted {})", granted.limits.memory_bytes >> 20));
+        }
+        if let Some(ms) = self.timeout_ms.filter(|ms| *ms > granted.limits.timeout_ms) {
+            out.push(format!("timeout_ms = {ms} (granted {})", granted.limits.timeout_ms));
+        }
+        out
+    }
+
+    /// What is granted and was not asked for, one line each.
+    pub fn not_requested(&self, granted: &PluginSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in granted.dirs.iter().filter(|g| !self.dirs.iter().any(|(guest, _)| guest == &g.guest)) {
+            out.push(format!("directory {} ({})", g.guest, g.mode.as_str()));
+        }
+        for name in granted.env.iter().filter(|n| !self.env.contains(n)) {
+            out.push(format!("environment variable {name}"));
+        }
+        for g in granted.http.grants.iter().filter(|g| !self.http.contains(&g.text)) {
+            out.push(format!("outbound HTTP to {}", g.text));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
@@ -572,8 +672,29 @@ struct RawPlugins {
     dir: Option<PathBuf>,
     watch: Option<bool>,
     cache_dir: Option<PathBuf>,
+    oci_store: Option<PathBuf>,
     #[serde(default)]
     defaults: RawLimits,
+    #[serde(default)]
+    oci: Vec<RawOci>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOci {
+    #[serde(rename = "ref")]
+    reference: String,
+    name: Option<String>,
+    #[serde(default)]
+    verify_keys: Vec<PathBuf>,
+    #[serde(default)]
+    insecure_unsigned: bool,
+    poll_s: Option<u64>,
+    sidecar: Option<PathBuf>,
+    auth_file: Option<PathBuf>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+    max_size_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -627,6 +748,45 @@ pub struct PluginsConfig {
     pub defaults: Limits,
     /// The instance pool every plugin shares (`[plugins.defaults]`).
     pub pool: PoolLimits,
+    /// Plugins pulled from OCI registries (`[[plugins.oci]]`).
+    pub oci: Vec<OciSourceConfig>,
+    /// Where verified artifacts are kept (default `.moat/oci` beside the
+    /// configuration file).
+    pub oci_store: PathBuf,
+}
+
+/// Registry credentials: where they come from (the values are read at start,
+/// never kept in configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryAuth {
+    Anonymous,
+    /// A docker-style `config.json`.
+    File(PathBuf),
+    /// Environment variables holding the username and the password or token.
+    Env {
+        username: String,
+        password: String,
+    },
+}
+
+/// One `[[plugins.oci]]` source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciSourceConfig {
+    /// As written: `registry/repository:tag` or `...@sha256:<digest>`.
+    pub reference: String,
+    /// The plugin's name (default: the repository's last part).
+    pub name: String,
+    /// Public keys any of which must have signed the digest; empty only with
+    /// `insecure_unsigned`.
+    pub verify_keys: Vec<PathBuf>,
+    pub insecure_unsigned: bool,
+    /// How often a tag is checked.
+    pub poll_s: u64,
+    /// The operator's grants for it.
+    pub sidecar: Option<PathBuf>,
+    pub auth: RegistryAuth,
+    /// Cap on the component layer.
+    pub max_size_mb: u64,
 }
 
 /// A validated `moat.toml`.
@@ -654,6 +814,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("plugins", "dir"),
     ("plugins", "watch"),
     ("plugins", "cache_dir"),
+    ("plugins", "oci_store"),
 ];
 
 impl Config {
@@ -665,6 +826,8 @@ impl Config {
             cache_dir: None,
             defaults: Limits::default(),
             pool: PoolLimits::default(),
+            oci: Vec::new(),
+            oci_store: PathBuf::from(".moat/oci"),
         }
     }
 
@@ -770,12 +933,83 @@ impl Config {
             cache_dir: raw.plugins.cache_dir.map(rel),
             defaults: raw.plugins.defaults.apply(Limits::default(), origin)?,
             pool: raw.plugins.defaults.pool(origin)?,
+            oci: raw
+                .plugins
+                .oci
+                .into_iter()
+                .map(|o| oci_source(o, &rel))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(invalid)?,
+            oci_store: rel(raw.plugins.oci_store.unwrap_or_else(|| PathBuf::from(".moat/oci"))),
         };
+        for (i, o) in plugins.oci.iter().enumerate() {
+            if plugins.oci[..i].iter().any(|p| p.name == o.name) {
+                return Err(invalid(format!(
+                    "[[plugins.oci]] {} and another source are both named `{}`; set `name` on one",
+                    o.reference, o.name
+                )));
+            }
+        }
         if plugins.dir.components().any(|c| matches!(c, Component::Prefix(_))) {
             return Err(invalid("plugins.dir is not a usable path".into()));
         }
         Ok(Config { server, auth, plugins })
     }
+}
+
+/// Validates one `[[plugins.oci]]` table (the reference's grammar is checked
+/// where it is parsed, when the source starts).
+fn oci_source(o: RawOci, rel: &dyn Fn(PathBuf) -> PathBuf) -> Result<OciSourceConfig, String> {
+    let at = |m: &str| format!("[[plugins.oci]] {}: {m}", crate::text::shown(&o.reference));
+    if o.reference.is_empty() {
+        return Err("[[plugins.oci]] needs `ref`".into());
+    }
+    if o.verify_keys.is_empty() && !o.insecure_unsigned {
+        return Err(at(
+            "needs `verify_keys` (the public keys its signatures must verify with); unsigned plugins are refused unless `insecure_unsigned = true`",
+        ));
+    }
+    if !o.verify_keys.is_empty() && o.insecure_unsigned {
+        return Err(at("has both `verify_keys` and `insecure_unsigned = true`; keep one"));
+    }
+    let repository = o.reference.split('@').next().unwrap_or_default();
+    let last = repository.rsplit('/').next().unwrap_or_default();
+    let last = match last.rfind(':') {
+        Some(i) => &last[..i],
+        None => last,
+    };
+    let name = o.name.unwrap_or_else(|| last.to_owned());
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) || name.len() > 128 {
+        return Err(at(&format!("`{}` cannot be a plugin name", crate::text::shown(&name))));
+    }
+    let poll_s = o.poll_s.unwrap_or(60);
+    if poll_s == 0 {
+        return Err(at("poll_s must be at least 1"));
+    }
+    let auth = match (o.auth_file, o.username_env, o.password_env) {
+        (None, None, None) => RegistryAuth::Anonymous,
+        (Some(f), None, None) => RegistryAuth::File(rel(f)),
+        (None, Some(username), Some(password)) => {
+            check_env_name(&username).map_err(|e| at(&e))?;
+            check_env_name(&password).map_err(|e| at(&e))?;
+            RegistryAuth::Env { username, password }
+        }
+        _ => return Err(at("credentials come from `auth_file`, or from both `username_env` and `password_env`")),
+    };
+    let max_size_mb = o.max_size_mb.unwrap_or(crate::oci::DEFAULT_MAX_COMPONENT_MB);
+    if max_size_mb == 0 || max_size_mb > 1024 {
+        return Err(at("max_size_mb must be between 1 and 1024"));
+    }
+    Ok(OciSourceConfig {
+        reference: o.reference,
+        name,
+        verify_keys: o.verify_keys.into_iter().map(rel).collect(),
+        insecure_unsigned: o.insecure_unsigned,
+        poll_s,
+        sidecar: o.sidecar.map(rel),
+        auth,
+        max_size_mb,
+    })
 }
 
 /// Signature algorithms a token may use: asymmetric only.

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod oci;
 pub mod policy;
 pub mod registry;
 pub mod runtime;

@@ -12,6 +12,7 @@ use moat::config::{Config, DirGrant, Limits, PluginSettings, PluginsConfig};
 use moat::registry::Registry;
 use moat::runtime::{CallContext, CallError, EgressMetrics, LoadedPlugin, Runtime, RuntimeOptions, cache};
 
+mod publish;
 mod serve;
 mod toolchain;
 
@@ -82,6 +83,12 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The permissions it requests (default: FILE.requested.toml, as `moat pull` writes, if it exists).
+        #[arg(long, value_name = "TOML")]
+        requested: Option<PathBuf>,
+        /// The operator's sidecar granting them (default: FILE.toml if it exists).
+        #[arg(long, value_name = "TOML")]
+        sidecar: Option<PathBuf>,
     },
     /// Run one tool of a plugin locally, in the sandbox, without HTTP.
     Call {
@@ -134,6 +141,57 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write a signing key pair: PREFIX.key (private, mode 0600) and PREFIX.pub
+    /// (ECDSA P-256 PEM; cosign verifies with it too).
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Publish a plugin to an OCI registry (CNCF wasm artifact layout). The
+    /// sidecar beside it (or --permissions) goes along as the permissions it
+    /// requests. Registries on localhost/127.0.0.1 are spoken to over HTTP,
+    /// all others over HTTPS. Credentials: MOAT_REGISTRY_USERNAME and
+    /// MOAT_REGISTRY_PASSWORD, else ~/.docker/config.json.
+    Push {
+        /// The plugin component.
+        file: PathBuf,
+        /// Where: registry/repository:tag.
+        reference: String,
+        /// Sign the pushed digest with this private key.
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
+        /// The permissions the plugin requests (a sidecar; default: FILE.toml if it exists).
+        #[arg(long, value_name = "TOML")]
+        permissions: Option<PathBuf>,
+    },
+    /// Sign the digest a reference names now (cosign's simple-signing format,
+    /// stored under the sha256-<digest>.sig tag).
+    Sign {
+        /// registry/repository:tag or registry/repository@sha256:<digest>.
+        reference: String,
+        /// The private key (PEM, as `moat keygen` writes).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Fetch a plugin from a registry, verified: tag → digest → signature →
+    /// layer by digest → checked → written.
+    Pull {
+        /// registry/repository:tag or registry/repository@sha256:<digest>.
+        reference: String,
+        /// A public key the signature must verify with (repeatable: any one).
+        #[arg(long = "verify-key", value_name = "PUB")]
+        verify_keys: Vec<PathBuf>,
+        /// Accept an unsigned plugin (never do this for code you did not build).
+        #[arg(long)]
+        insecure_unsigned: bool,
+        /// The component file to write.
+        #[arg(long, value_name = "FILE.wasm")]
+        out: PathBuf,
+        /// Refuse a component layer larger than this.
+        #[arg(long, default_value_t = moat::oci::DEFAULT_MAX_COMPONENT_MB)]
+        max_size_mb: u64,
+    },
     /// Validate the configuration and every plugin; exit non-zero naming each bad file.
     Check {
         /// Configuration file.
@@ -182,7 +240,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Reload { admin, config, pid } => serve::reload(admin, config.as_deref(), pid).await,
         Command::Token { dev, scope, sub, ttl } => token(dev, &scope, &sub, &ttl),
-        Command::Inspect { file, json } => inspect(&file, json).await,
+        Command::Inspect { file, json, requested, sidecar } => {
+            let requested = requested.or_else(|| Some(file.with_extension("requested.toml")).filter(|p| p.exists()));
+            let sidecar = sidecar.or_else(|| Some(file.with_extension("toml")).filter(|p| p.exists()));
+            inspect(&file, json, requested.as_deref(), sidecar.as_deref()).await
+        }
         Command::Call { file, tool, arguments, dirs, envs, http, timeout_ms, memory_mb } => {
             let settings = call_settings(&dirs, envs, &http, timeout_ms, memory_mb)?;
             call(&file, &tool, &arguments, settings).await
@@ -193,6 +255,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             build(toolchain::Build { source, out, paths }, no_check).await
         }
         Command::Compile { files, config } => compile(&files, config.as_deref()).await,
+        Command::Keygen { out } => publish::keygen(&out),
+        Command::Push { file, reference, sign_key, permissions } => {
+            publish::push(&file, &reference, sign_key.as_deref(), permissions.as_deref()).await
+        }
+        Command::Sign { reference, key } => publish::sign(&reference, &key).await,
+        Command::Pull { reference, verify_keys, insecure_unsigned, out, max_size_mb } => {
+            publish::pull(&reference, &verify_keys, insecure_unsigned, &out, max_size_mb).await
+        }
     }
 }
 
@@ -215,9 +285,33 @@ async fn load_one(runtime: &Runtime, file: &Path, settings: PluginSettings) -> R
     runtime.load(file, settings).await.with_context(|| format!("{} cannot be loaded", file.display()))
 }
 
-async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
+/// What a plugin requests, what its sidecar grants, and the difference.
+fn permissions(requested: Option<&Path>, sidecar: Option<&Path>) -> Result<Option<Value>> {
+    let Some(requested_path) = requested else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(requested_path).with_context(|| format!("cannot read {}", requested_path.display()))?;
+    let requested = moat::config::RequestedGrants::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", requested_path.display()))?;
+    let granted = match sidecar {
+        None => PluginSettings::default(),
+        Some(p) => {
+            let t = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            PluginSettings::parse_sidecar(&t, p, moat::config::Limits::default())?
+        }
+    };
+    Ok(Some(json!({
+        "requested_file": requested_path.display().to_string(),
+        "sidecar": sidecar.map(|p| p.display().to_string()),
+        "requested": text,
+        "not_granted": requested.not_granted(&granted),
+        "not_requested": requested.not_requested(&granted),
+    })))
+}
+
+async fn inspect(file: &Path, as_json: bool, requested: Option<&Path>, sidecar: Option<&Path>) -> Result<ExitCode> {
     let runtime = runtime(&Config::default_plugins(), None)?;
     let plugin = load_one(&runtime, file, PluginSettings::default()).await?;
+    let permissions = permissions(requested, sidecar)?;
     let tools: Vec<Value> = plugin
         .tools
         .iter()
@@ -241,6 +335,7 @@ async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
         "resourceTemplates": plugin.resource_templates,
         "prompts": plugin.prompts,
         "imports": plugin.imports,
+        "permissions": permissions,
     });
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -296,6 +391,23 @@ async fn inspect(file: &Path, as_json: bool) -> Result<ExitCode> {
     println!("\nimports:");
     for i in &plugin.imports {
         println!("  {i}");
+    }
+    if let Some(p) = &permissions {
+        let list = |k: &str| p[k].as_array().cloned().unwrap_or_default();
+        println!("\npermissions requested ({}):", p["requested_file"].as_str().unwrap_or_default());
+        for line in p["requested"].as_str().unwrap_or_default().lines() {
+            println!("  {line}");
+        }
+        let granted_by = p["sidecar"].as_str().map(str::to_owned).unwrap_or_else(|| "no sidecar: nothing".into());
+        println!("granted by {granted_by}");
+        println!("requested but not granted:{}", if list("not_granted").is_empty() { " none" } else { "" });
+        for l in list("not_granted") {
+            println!("  - {}", l.as_str().unwrap_or_default());
+        }
+        println!("granted but not requested:{}", if list("not_requested").is_empty() { " none" } else { "" });
+        for l in list("not_requested") {
+            println!("  + {}", l.as_str().unwrap_or_default());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -81,7 +81,9 @@ pub fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RegistryErro
         }
         match path.extension().and_then(|e| e.to_str()) {
             Some("wasm") if path.is_file() => wasm.push(path),
-            Some("toml") => toml.push(path),
+            // What a plugin requests (`moat pull` writes it beside the component)
+            // is not a sidecar: it grants nothing.
+            Some("toml") if !path.to_string_lossy().ends_with(".requested.toml") => toml.push(path),
             _ => {}
         }
     }
@@ -319,8 +321,8 @@ impl FileStamp {
 /// Stamps of a component and its sidecar.
 type Stamps = (Option<FileStamp>, Option<FileStamp>);
 
-fn stamps(wasm: &Path) -> Stamps {
-    (FileStamp::of(wasm).ok().flatten(), FileStamp::of(&wasm.with_extension("toml")).ok().flatten())
+fn stamps(wasm: &Path, sidecar: Option<&Path>) -> Stamps {
+    (FileStamp::of(wasm).ok().flatten(), sidecar.and_then(|s| FileStamp::of(s).ok().flatten()))
 }
 
 /// The latest load of one file.
@@ -336,11 +338,29 @@ pub struct Loader {
     dir: PathBuf,
     defaults: Limits,
     known: BTreeMap<PathBuf, Known>,
+    /// Components outside the folder (pinned registry artifacts), each with
+    /// its sidecar, if any.
+    extra: Vec<(PathBuf, Option<PathBuf>)>,
 }
 
 impl Loader {
     pub fn new(dir: &Path, defaults: Limits) -> Self {
-        Loader { dir: dir.to_owned(), defaults, known: BTreeMap::new() }
+        Loader { dir: dir.to_owned(), defaults, known: BTreeMap::new(), extra: Vec::new() }
+    }
+
+    /// Also loads each of `extra` (a component path and its sidecar) whenever
+    /// its component exists. Their sidecars are not orphans of the folder.
+    pub fn with_extra(mut self, extra: Vec<(PathBuf, Option<PathBuf>)>) -> Self {
+        self.extra = extra;
+        self
+    }
+
+    /// The sidecar of the component at `wasm`.
+    fn sidecar_of(&self, wasm: &Path) -> Option<PathBuf> {
+        match self.extra.iter().find(|(w, _)| w == wasm) {
+            Some((_, sidecar)) => sidecar.clone(),
+            None => Some(wasm.with_extension("toml")),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -352,7 +372,9 @@ impl Loader {
     /// its metadata looks unchanged (unchanged content is still not reloaded).
     pub async fn scan(&mut self, runtime: &Runtime, current: &Registry, force: bool) -> Result<Scan, RegistryError> {
         let started = Instant::now();
-        let (files, orphans) = scan_dir(&self.dir)?;
+        let (mut files, mut orphans) = scan_dir(&self.dir)?;
+        files.extend(self.extra.iter().filter(|(w, _)| w.is_file()).map(|(w, _)| w.clone()));
+        orphans.retain(|o| !self.extra.iter().any(|(_, s)| s.as_ref() == Some(o)));
         let mut report = ScanReport::default();
         let mut took = BTreeMap::new();
         self.known.retain(|path, _| files.contains(path));
@@ -453,7 +475,8 @@ impl Loader {
 
     /// What loading `path` needs, if it changed since the last scan.
     fn job(&self, current: &Registry, path: &Path, force: bool) -> Option<Job> {
-        let before = stamps(path);
+        let sidecar = self.sidecar_of(path);
+        let before = stamps(path, sidecar.as_deref());
         // Gone since the folder was listed: the next rescan drops it.
         before.0?;
         let known = self.known.get(path);
@@ -469,6 +492,7 @@ impl Loader {
             .collect();
         Some(Job {
             path: path.to_owned(),
+            sidecar,
             before,
             seen: known.map(|k| (k.wasm_hash.clone(), k.sidecar.clone())),
             compiled,
@@ -480,6 +504,7 @@ impl Loader {
 /// A file to look at again during a scan; jobs run concurrently.
 struct Job {
     path: PathBuf,
+    sidecar: Option<PathBuf>,
     before: Stamps,
     /// Hashes of the content loaded last time.
     seen: Option<(String, Option<String>)>,
@@ -507,16 +532,20 @@ impl Job {
     async fn load(&self, runtime: &Runtime) -> JobOutcome {
         let (path, before) = (&self.path, self.before);
         let started = Instant::now();
-        let sidecar_path = path.with_extension("toml");
+        let sidecar_path = self.sidecar.clone().unwrap_or_default();
         let read = {
-            let (path, sidecar_path) = (path.to_owned(), sidecar_path.clone());
+            let (path, sidecar_path) = (path.to_owned(), self.sidecar.clone());
             tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, String, Option<String>), String> {
                 let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 let hash = hex::encode(Sha256::digest(&bytes));
-                let sidecar = match std::fs::read_to_string(&sidecar_path) {
-                    Ok(t) => Some(t),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(format!("sidecar: cannot read {}: {e}", sidecar_path.display())),
+                let sidecar = match sidecar_path.as_deref().map(std::fs::read_to_string) {
+                    None => None,
+                    Some(Ok(t)) => Some(t),
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Some(Err(e)) => {
+                        let p = sidecar_path.as_deref().unwrap_or(Path::new(""));
+                        return Err(format!("sidecar: cannot read {}: {e}", p.display()));
+                    }
                 };
                 Ok((bytes, hash, sidecar))
             })
@@ -525,7 +554,7 @@ impl Job {
         };
         let (bytes, wasm_hash, sidecar) = match read {
             Ok(r) => r,
-            Err(error) if stamps(path) == before => {
+            Err(error) if stamps(path, self.sidecar.as_deref()) == before => {
                 return JobOutcome::Loaded {
                     known: Known { stamps: before, wasm_hash: String::new(), sidecar: None, outcome: Err(error) },
                     took_ms: None,
@@ -550,7 +579,7 @@ impl Job {
             .map(Arc::new)
             .map_err(|e| e.to_string()),
         };
-        if outcome.is_err() && stamps(path) != before {
+        if outcome.is_err() && stamps(path, self.sidecar.as_deref()) != before {
             // Written to while we read it: wait for the writer to finish.
             return JobOutcome::Unsettled;
         }

@@ -12,6 +12,7 @@ use moat::config::Config;
 use moat::http::{self, Authorization, DevAuthority, HttpOptions};
 use moat::mcp::{Mcp, MoatServer, Shared, Transport};
 use moat::metrics::Metrics;
+use moat::oci::source::{OnChange, Prepared, Sources};
 use moat::registry::Loader;
 use moat::runtime::EgressMetrics;
 use moat::watch::{self, Reloads, Trigger, Writer};
@@ -41,13 +42,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let runtime = Arc::new(super::runtime(&config.plugins, Some(metrics.clone() as Arc<dyn EgressMetrics>))?);
     let state = Shared::new(runtime.clone(), metrics);
     let writer = Writer { runtime, metrics: state.metrics.clone(), state: state.clone() };
-    let loader = Loader::new(&dir, config.plugins.defaults);
+    // Registry sources: keys, credentials and sidecars read now (a bad one
+    // stops the start), and the versions verified from the store serve first.
+    let oci = if config.plugins.oci.is_empty() {
+        None
+    } else {
+        Some(moat::oci::source::prepare(&config.plugins.oci, &config.plugins.oci_store)?)
+    };
+    let loader = Loader::new(&dir, config.plugins.defaults)
+        .with_extra(oci.as_ref().map(|o| o.loader_entries()).unwrap_or_default());
     let shutdown = CancellationToken::new();
     let watching = config.plugins.watch && !args.no_watch;
 
     if args.stdio {
         // stdio is the operator's own pipe: every caller is the local principal.
-        start_reloads(&state, &writer, loader, watching, &shutdown, hangup).await?;
+        start_reloads(&state, &writer, loader, oci, watching, &shutdown, hangup).await?;
         let service = MoatServer::new(Mcp::new(state, Transport::Local)).serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
         shutdown.cancel();
@@ -115,9 +124,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         dir.display()
     );
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let reloads = start_reloads(&state, &writer, loader, watching, &shutdown, hangup).await?;
+    let (reloads, sources) = start_reloads(&state, &writer, loader, oci, watching, &shutdown, hangup).await?;
     if let Some(listener) = admin {
-        tokio::spawn(http::serve_admin(listener, http::admin_app(state.clone(), reloads), shutdown.clone()));
+        tokio::spawn(http::serve_admin(listener, http::admin_app(state.clone(), reloads, sources), shutdown.clone()));
     }
     let (loaded, first_tool) = {
         let snapshot = state.snapshot();
@@ -155,15 +164,29 @@ async fn start_reloads(
     state: &Shared,
     writer: &Writer,
     mut loader: Loader,
+    oci: Option<Prepared>,
     watching: bool,
     shutdown: &CancellationToken,
     hangup: tokio::signal::unix::Signal,
-) -> Result<Reloads> {
+) -> Result<(Reloads, Sources)> {
     watch::reload(writer, &mut loader, Trigger::Start).await?;
     let reloads = watch::spawn(writer.clone(), loader, watching, shutdown.clone())?;
     state.set_ready();
-    tokio::spawn(reload_on_hangup(hangup, reloads.clone()));
-    Ok(reloads)
+    let sources = match oci {
+        None => Sources::default(),
+        Some(prepared) => {
+            let r = reloads.clone();
+            let on_change: OnChange = Arc::new(move || {
+                let r = r.clone();
+                Box::pin(async move {
+                    let _ = r.rescan(Trigger::Registry).await;
+                })
+            });
+            Sources::spawn(prepared, writer.runtime.clone(), on_change, shutdown.clone())?
+        }
+    };
+    tokio::spawn(reload_on_hangup(hangup, reloads.clone(), sources.clone()));
+    Ok((reloads, sources))
 }
 
 /// A curl command that calls `tool` with no arguments (2026-07-28, stateless).
@@ -196,9 +219,10 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 /// `SIGHUP`: rescan the plugins directory.
-async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, reloads: Reloads) {
+async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, reloads: Reloads, sources: Sources) {
     while hangup.recv().await.is_some() {
-        tracing::info!("SIGHUP: rescanning the plugins directory");
+        tracing::info!("SIGHUP: rescanning the plugins directory and checking the registry sources");
+        sources.nudge();
         reloads.nudge(Trigger::Signal);
     }
 }

@@ -51,6 +51,8 @@ pub enum Trigger {
     Watch,
     Signal,
     Admin,
+    /// A registry source pinned a new version.
+    Registry,
 }
 
 impl Trigger {
@@ -60,6 +62,7 @@ impl Trigger {
             Trigger::Watch => "watch",
             Trigger::Signal => "signal",
             Trigger::Admin => "admin",
+            Trigger::Registry => "registry",
         }
     }
 }
