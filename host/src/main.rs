@@ -507,6 +507,19 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
         }
     };
     let dir = plugins.unwrap_or_else(|| config.plugins.dir.clone());
+    // Registry sources: their keys, credentials and sidecars (the registry is
+    // not contacted).
+    match moat::oci::source::specs(&config.plugins.oci, config.plugins.defaults) {
+        Ok(specs) => {
+            for s in specs {
+                println!("ok     [[plugins.oci]] {} ({})", s.reference, s.name);
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let runtime = runtime(&config.plugins, None)?;
     let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
     for p in registry.plugins() {

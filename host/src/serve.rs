@@ -19,6 +19,9 @@ use moat::watch::{self, Reloads, Trigger, Writer};
 use rmcp::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
 
+/// How long a first start waits for registry sources with nothing stored.
+const FIRST_PULL_LIMIT: Duration = Duration::from_secs(60);
+
 /// Where `--dev` keeps its key, relative to the working directory.
 pub const DEV_DIR: &str = ".moat";
 
@@ -47,7 +50,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let oci = if config.plugins.oci.is_empty() {
         None
     } else {
-        Some(moat::oci::source::prepare(&config.plugins.oci, &config.plugins.oci_store)?)
+        Some(moat::oci::source::prepare(&config.plugins.oci, &config.plugins.oci_store, config.plugins.defaults)?)
     };
     let loader = Loader::new(&dir, config.plugins.defaults)
         .with_extra(oci.as_ref().map(|o| o.loader_entries()).unwrap_or_default());
@@ -169,12 +172,18 @@ async fn start_reloads(
     shutdown: &CancellationToken,
     hangup: tokio::signal::unix::Signal,
 ) -> Result<(Reloads, Sources)> {
+    // A source with no verified version stored is checked before the first
+    // load, so a first start serves what the registry has.
+    let mut starting = oci.map(|p| Sources::new(p, writer.runtime.clone())).transpose()?;
+    if let Some(s) = &mut starting {
+        s.first_pulls(FIRST_PULL_LIMIT).await;
+    }
     watch::reload(writer, &mut loader, Trigger::Start).await?;
     let reloads = watch::spawn(writer.clone(), loader, watching, shutdown.clone())?;
     state.set_ready();
-    let sources = match oci {
+    let sources = match starting {
         None => Sources::default(),
-        Some(prepared) => {
+        Some(starting) => {
             let r = reloads.clone();
             let on_change: OnChange = Arc::new(move || {
                 let r = r.clone();
@@ -182,7 +191,7 @@ async fn start_reloads(
                     let _ = r.rescan(Trigger::Registry).await;
                 })
             });
-            Sources::spawn(prepared, writer.runtime.clone(), on_change, shutdown.clone())?
+            starting.start(on_change, shutdown.clone())
         }
     };
     tokio::spawn(reload_on_hangup(hangup, reloads.clone(), sources.clone()));

@@ -13,6 +13,7 @@ mod first_party;
 mod http;
 mod jwks;
 mod languages;
+mod oci;
 mod reload;
 mod sandbox;
 mod serve;

@@ -53,6 +53,14 @@ impl Server {
         })
     }
 
+    /// Starts `moat serve --dev` again in the folder of an earlier (stopped)
+    /// server, as it was left.
+    pub fn restart_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let mut all = vec!["--dev"];
+        all.extend_from_slice(args);
+        Self::spawn_in(dir, &all, &[])
+    }
+
     fn launch(args: &[&str], env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugins = dir.path().join("plugins");
@@ -66,6 +74,10 @@ impl Server {
         )
         .unwrap();
         prepare(&plugins);
+        Self::spawn_in(dir, args, env)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = moat(&dir.path().join("cache"));
         // MOAT_TEST_LOG=moat=debug puts the server's debug log in its moat.log.
         if let Some(filter) = std::env::var_os("MOAT_TEST_LOG") {

@@ -218,7 +218,7 @@ mod tests {
         assert!(r.is_loopback());
         assert_eq!(r.api(), "http://127.0.0.1:5000/v2/tool");
         let r = Reference::parse(&format!("localhost:5000/a/b@{D}")).unwrap();
-        assert_eq!((r.tag, r.digest.as_ref().map(Digest::as_str)), (None, Some(D)));
+        assert_eq!((r.tag.as_deref(), r.digest.as_ref().map(Digest::as_str)), (None, Some(D)));
         assert_eq!(r.selector(), D);
         let r = Reference::parse(&format!("oci://[::1]:5000/a:v2@{D}")).unwrap();
         assert!(r.is_loopback());

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::VerifyKey;
 use super::store::Store;
 use super::{Caps, Client, Credentials, Digest, OciError, Reference, Trust, fetch_verified};
-use crate::config::{OciSourceConfig, PluginSettings, RegistryAuth, RequestedGrants};
+use crate::config::{Limits, OciSourceConfig, PluginSettings, RegistryAuth, RequestedGrants};
 use crate::runtime::Runtime;
 
 /// Longest wait between retries of a registry that does not answer.
@@ -36,6 +36,8 @@ pub struct Spec {
     pub sidecar: Option<PathBuf>,
     pub credentials: Option<Credentials>,
     pub caps: Caps,
+    /// `[plugins.defaults]`, what the sidecar's limits start from.
+    pub defaults: Limits,
 }
 
 /// A digest a source would not serve, and why.
@@ -90,7 +92,35 @@ impl Prepared {
 /// Reads the keys and credentials of every source (an unreadable one stops
 /// the start, naming it), then verifies each stored pin again, offline, and
 /// drops what no longer verifies or is no longer configured.
-pub fn prepare(configs: &[OciSourceConfig], store_dir: &std::path::Path) -> Result<Prepared, OciError> {
+pub fn prepare(
+    configs: &[OciSourceConfig],
+    store_dir: &std::path::Path,
+    defaults: Limits,
+) -> Result<Prepared, OciError> {
+    let specs = specs(configs, defaults)?;
+    let store = Store::open(store_dir)?;
+    let mut pins = Vec::new();
+    for s in &specs {
+        match store.verified_pin(&s.name, &s.reference.to_string(), &s.trust) {
+            Ok(Some(pin)) => {
+                tracing::info!(source = %s.name, digest = %pin.digest, "serving the stored verified version until the registry is checked");
+                pins.push(Some(pin.digest));
+            }
+            Ok(None) => pins.push(None),
+            Err(why) => {
+                tracing::warn!(source = %s.name, why = %why, "the stored version is not used");
+                pins.push(None);
+            }
+        }
+    }
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    store.collect(&names);
+    Ok(Prepared { store, specs, pins })
+}
+
+/// The sources of a configuration with their keys, credentials and sidecars
+/// read: what `moat check` checks too.
+pub fn specs(configs: &[OciSourceConfig], defaults: Limits) -> Result<Vec<Spec>, OciError> {
     let mut specs = Vec::new();
     for c in configs {
         let at = |e: OciError| OciError::Key(format!("[[plugins.oci]] {}: {e}", c.reference));
@@ -112,7 +142,7 @@ pub fn prepare(configs: &[OciSourceConfig], store_dir: &std::path::Path) -> Resu
         if let Some(sidecar) = &c.sidecar {
             let text = std::fs::read_to_string(sidecar)
                 .map_err(|source| at(OciError::Io { path: sidecar.clone(), source }))?;
-            PluginSettings::parse_sidecar(&text, sidecar, Default::default())
+            PluginSettings::parse_sidecar(&text, sidecar, defaults)
                 .map_err(|e| at(OciError::Key(format!("sidecar: {e}"))))?;
         }
         specs.push(Spec {
@@ -123,26 +153,10 @@ pub fn prepare(configs: &[OciSourceConfig], store_dir: &std::path::Path) -> Resu
             sidecar: c.sidecar.clone(),
             credentials,
             caps: Caps { component_bytes: c.max_size_mb << 20 },
+            defaults,
         });
     }
-    let store = Store::open(store_dir)?;
-    let mut pins = Vec::new();
-    for s in &specs {
-        match store.verified_pin(&s.name, &s.reference.to_string(), &s.trust) {
-            Ok(Some(pin)) => {
-                tracing::info!(source = %s.name, digest = %pin.digest, "serving the stored verified version until the registry is checked");
-                pins.push(Some(pin.digest));
-            }
-            Ok(None) => pins.push(None),
-            Err(why) => {
-                tracing::warn!(source = %s.name, why = %why, "the stored version is not used");
-                pins.push(None);
-            }
-        }
-    }
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    store.collect(&names);
-    Ok(Prepared { store, specs, pins })
+    Ok(specs)
 }
 
 /// Runs after a new pin: rescans the plugins and waits until it is served.
@@ -156,16 +170,12 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Starts one task per spec. `pins` are the digests the store verified at
-    /// start (what serves already).
-    pub fn spawn(
-        Prepared { store, specs, pins }: Prepared,
-        runtime: Arc<Runtime>,
-        on_change: OnChange,
-        shutdown: CancellationToken,
-    ) -> Result<Self, OciError> {
+    /// One task per spec, not yet running. `pins` are the digests the store
+    /// verified at start (what serves already).
+    pub fn new(Prepared { store, specs, pins }: Prepared, runtime: Arc<Runtime>) -> Result<Starting, OciError> {
         let status = Arc::new(Mutex::new(Vec::new()));
         let mut kicks = Vec::new();
+        let mut tasks = Vec::new();
         for (i, (spec, pin)) in specs.into_iter().zip(pins).enumerate() {
             let client = Client::new(&spec.reference, spec.credentials.clone())?;
             status.lock().expect("status lock").push(Status {
@@ -183,12 +193,13 @@ impl Sources {
                 store: store.clone(),
                 runtime: runtime.clone(),
                 status: status.clone(),
-                on_change: on_change.clone(),
+                on_change: None,
                 pinned: pin,
+                failures: 0,
             };
-            tokio::spawn(task.run(rx, shutdown.clone()));
+            tasks.push((task, rx));
         }
-        Ok(Sources { status, kicks })
+        Ok(Starting { sources: Sources { status, kicks }, tasks })
     }
 
     /// Checks every source now and waits until each is done (and any new
@@ -253,6 +264,42 @@ impl Sources {
     }
 }
 
+/// Sources made, not yet running.
+pub struct Starting {
+    sources: Sources,
+    tasks: Vec<(Task, mpsc::Receiver<oneshot::Sender<()>>)>,
+}
+
+impl Starting {
+    /// Checks, once, every source that has nothing pinned, for at most `limit`
+    /// in all: a first start serves what the registry has (a registry that
+    /// does not answer is retried later, in the background).
+    pub async fn first_pulls(&mut self, limit: Duration) {
+        let checks = self.tasks.iter_mut().filter(|(t, _)| t.pinned.is_none()).map(|(t, _)| async move {
+            let outcome = match tokio::time::timeout(limit, t.check()).await {
+                Ok(o) => o,
+                Err(_) => Err(OciError::Auth(format!("no answer within {} s at start", limit.as_secs()))),
+            };
+            let wait = Some(if outcome.as_ref().is_err_and(|e| !e.is_refusal()) { backoff(0) } else { t.spec.poll });
+            t.record(&outcome, unix_now(), wait);
+        });
+        futures_util::future::join_all(checks).await;
+    }
+
+    /// Starts the tasks; each calls `on_change` after it pins a new version.
+    pub fn start(self, on_change: OnChange, shutdown: CancellationToken) -> Sources {
+        for (mut task, rx) in self.tasks {
+            task.on_change = Some(on_change.clone());
+            tokio::spawn(task.run(rx, shutdown.clone()));
+        }
+        self.sources
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+}
+
 struct Task {
     index: usize,
     spec: Spec,
@@ -260,8 +307,10 @@ struct Task {
     store: Store,
     runtime: Arc<Runtime>,
     status: Arc<Mutex<Vec<Status>>>,
-    on_change: OnChange,
+    on_change: Option<OnChange>,
     pinned: Option<Digest>,
+    /// Checks failed in a row (the registry not answering).
+    failures: u32,
 }
 
 enum Checked {
@@ -273,18 +322,16 @@ enum Checked {
 
 impl Task {
     async fn run(mut self, mut kicks: mpsc::Receiver<oneshot::Sender<()>>, shutdown: CancellationToken) {
-        let mut failures: u32 = 0;
         let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
         let mut open = true;
         loop {
             let outcome = self.check().await;
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
             let wait = match &outcome {
                 _ if self.done() => None,
-                Err(e) if !e.is_refusal() => Some(backoff(failures)),
+                Err(e) if !e.is_refusal() => Some(backoff(self.failures)),
                 _ => Some(self.spec.poll),
             };
-            self.record(&outcome, now, &mut failures, wait);
+            self.record(&outcome, unix_now(), wait);
             for reply in waiting.drain(..) {
                 let _ = reply.send(());
             }
@@ -345,7 +392,7 @@ impl Task {
         }
         let store = self.store.clone();
         let (name, reference, v2) = (self.spec.name.clone(), self.spec.reference.to_string(), v.clone());
-        tokio::task::spawn_blocking(move || store.pin(&name, &reference, &v2))
+        tokio::task::spawn_blocking(move || store.pin(&name, &reference, &v2).map(|()| store.prune()))
             .await
             .map_err(|e| OciError::Auth(format!("the store task failed: {e}")))??;
         let took = started.elapsed().as_secs_f64() * 1e3;
@@ -366,7 +413,9 @@ impl Task {
             s.last_update_ms = Some(took);
             s.requested_not_granted = self.difference(v.requested.as_deref());
         }
-        (self.on_change)().await;
+        if let Some(on_change) = &self.on_change {
+            on_change().await;
+        }
         Ok(Checked::Updated)
     }
 
@@ -376,7 +425,7 @@ impl Task {
         self.status.lock().expect("status lock")[self.index]
             .refused
             .iter()
-            .any(|r| r.digest == digest && r.kind == e.kind())
+            .any(|r| r.digest == digest && r.error == e.to_string())
     }
 
     /// What `requested` asks for beyond the sidecar's grants.
@@ -387,10 +436,10 @@ impl Task {
             Err(e) => return vec![format!("the requested permissions do not parse: {e}")],
         };
         let granted = match &self.spec.sidecar {
-            None => Ok(PluginSettings::default()),
+            None => Ok(PluginSettings::with_limits(self.spec.defaults)),
             Some(p) => std::fs::read_to_string(p)
                 .map_err(|e| e.to_string())
-                .and_then(|t| PluginSettings::parse_sidecar(&t, p, Default::default()).map_err(|e| e.to_string())),
+                .and_then(|t| PluginSettings::parse_sidecar(&t, p, self.spec.defaults).map_err(|e| e.to_string())),
         };
         match granted {
             Ok(g) => requested.not_granted(&g),
@@ -398,7 +447,8 @@ impl Task {
         }
     }
 
-    fn record(&self, outcome: &Result<Checked, OciError>, now: f64, failures: &mut u32, wait: Option<Duration>) {
+    fn record(&mut self, outcome: &Result<Checked, OciError>, now: f64, wait: Option<Duration>) {
+        let failures = &mut self.failures;
         let mut all = self.status.lock().expect("status lock");
         let s = &mut all[self.index];
         s.last_check_unix_s = Some(now);

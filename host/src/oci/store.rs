@@ -192,20 +192,15 @@ impl Store {
         Ok(())
     }
 
-    /// Removes artifacts no pin names, and links of sources not in `names`.
+    /// Drops the pins and links of sources not in `names`, then the artifacts
+    /// no pin names.
     pub fn collect(&self, names: &[&str]) {
         let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut pinned = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.root.join("pins")) {
             for e in entries.flatten() {
-                let path = e.path();
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                let stem = e.path().file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
                 if !names.contains(&stem.as_str()) {
                     self.unpin(&stem);
-                    continue;
-                }
-                if let Some(pin) = std::fs::read(&path).ok().and_then(|t| serde_json::from_slice::<Pin>(&t).ok()) {
-                    pinned.push(pin.digest.hex().to_owned());
                 }
             }
         }
@@ -214,6 +209,25 @@ impl Store {
                 let stem = e.path().file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
                 if !names.contains(&stem.as_str()) {
                     let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        self.prune_unlocked();
+    }
+
+    /// Removes the artifacts no pin names (a replaced version: calls in flight
+    /// run its compiled code, not its file).
+    pub fn prune(&self) {
+        let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.prune_unlocked();
+    }
+
+    fn prune_unlocked(&self) {
+        let mut pinned = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.root.join("pins")) {
+            for e in entries.flatten() {
+                if let Some(pin) = std::fs::read(e.path()).ok().and_then(|t| serde_json::from_slice::<Pin>(&t).ok()) {
+                    pinned.push(pin.digest.hex().to_owned());
                 }
             }
         }
