@@ -25,6 +25,10 @@ pub enum ConfigError {
     Env { name: String, message: String },
 }
 
+/// Default cap on a registry source's component layer, in MiB (Python
+/// components are ~20 MiB).
+pub const DEFAULT_OCI_MAX_COMPONENT_MB: u64 = 128;
+
 /// The largest memory cap a plugin may be given, in MiB.
 pub const MAX_MEMORY_MB: u64 = 4096;
 
@@ -996,7 +1000,7 @@ fn oci_source(o: RawOci, rel: &dyn Fn(PathBuf) -> PathBuf) -> Result<OciSourceCo
         }
         _ => return Err(at("credentials come from `auth_file`, or from both `username_env` and `password_env`")),
     };
-    let max_size_mb = o.max_size_mb.unwrap_or(crate::oci::DEFAULT_MAX_COMPONENT_MB);
+    let max_size_mb = o.max_size_mb.unwrap_or(DEFAULT_OCI_MAX_COMPONENT_MB);
     if max_size_mb == 0 || max_size_mb > 1024 {
         return Err(at("max_size_mb must be between 1 and 1024"));
     }

@@ -4,8 +4,8 @@
 //! `moat.toml` and plugin sidecars ([`egress`]: the outbound HTTP grants);
 //! [`runtime`] compiles and runs plugins, one fresh sandboxed instance per call;
 //! [`registry`] loads a plugins folder into an immutable snapshot and [`watch`]
-//! keeps it in step with the folder (hot reload); [`mcp`] and [`http`] serve the
-//! current snapshot.
+//! keeps it in step with the folder (hot reload); [`oci`] pulls signed plugins
+//! from OCI registries into it; [`mcp`] and [`http`] serve the current snapshot.
 
 pub mod auth;
 pub mod config;

@@ -174,7 +174,7 @@ async fn start_reloads(
 ) -> Result<(Reloads, Sources)> {
     // A source with no verified version stored is checked before the first
     // load, so a first start serves what the registry has.
-    let mut starting = oci.map(|p| Sources::new(p, writer.runtime.clone())).transpose()?;
+    let mut starting = oci.map(|p| Sources::prepare_start(p, writer.runtime.clone())).transpose()?;
     if let Some(s) = &mut starting {
         s.first_pulls(FIRST_PULL_LIMIT).await;
     }

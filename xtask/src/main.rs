@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod debian;
 mod interop;
 mod languages;
 
@@ -170,6 +171,7 @@ fn check_prerequisites() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     use std::io::{BufRead, BufReader};
+    debian::ensure()?;
     let wasm = build_plugins()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "xtask"])

@@ -60,8 +60,8 @@ pub const MAX_SMALL_BLOB_BYTES: u64 = 64 << 10;
 /// Signatures examined per digest: more are ignored (an attacker who can write
 /// signatures can swap the artifact anyway; this only bounds the work).
 pub const MAX_SIGNATURES: usize = 32;
-/// Default cap on a component layer (Python components are ~40 MiB).
-pub const DEFAULT_MAX_COMPONENT_MB: u64 = 128;
+/// Default cap on a component layer.
+pub const DEFAULT_MAX_COMPONENT_MB: u64 = crate::config::DEFAULT_OCI_MAX_COMPONENT_MB;
 
 impl Default for Caps {
     fn default() -> Self {

@@ -269,7 +269,7 @@ mod tests {
         // By another key: refused.
         let (_, other) = SigningKey::generate().unwrap();
         let other = VerifyKey::from_pem(&other, "other.pub").unwrap();
-        let e = verify_any(&[other], &[stored.clone()], &digest).unwrap_err().to_string();
+        let e = verify_any(&[other], std::slice::from_ref(&stored), &digest).unwrap_err().to_string();
         assert!(e.contains("none of its 1 signature"), "{e}");
         // A flipped payload byte: refused.
         let mut bent = payload.clone();

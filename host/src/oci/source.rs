@@ -172,7 +172,10 @@ pub struct Sources {
 impl Sources {
     /// One task per spec, not yet running. `pins` are the digests the store
     /// verified at start (what serves already).
-    pub fn new(Prepared { store, specs, pins }: Prepared, runtime: Arc<Runtime>) -> Result<Starting, OciError> {
+    pub fn prepare_start(
+        Prepared { store, specs, pins }: Prepared,
+        runtime: Arc<Runtime>,
+    ) -> Result<Starting, OciError> {
         let status = Arc::new(Mutex::new(Vec::new()));
         let mut kicks = Vec::new();
         let mut tasks = Vec::new();
