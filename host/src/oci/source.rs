@@ -200,6 +200,11 @@ impl Sources {
                 pinned: pin,
                 failures: 0,
             };
+            // What the stored version asks for beyond its grants, shown from the start.
+            if let Some(d) = &task.pinned {
+                let missing = task.difference(store.requested(d).as_deref());
+                status.lock().expect("status lock")[i].requested_not_granted = missing;
+            }
             tasks.push((task, rx));
         }
         Ok(Starting { sources: Sources { status, kicks }, tasks })
