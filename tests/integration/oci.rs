@@ -24,8 +24,13 @@ struct Registry {
     /// `127.0.0.1:PORT`.
     addr: String,
     dir: tempfile::TempDir,
-    htpasswd: Option<String>,
+    /// The `auth:` part of its configuration.
+    auth: String,
 }
+
+/// The token service's names, as the registry checks them in every token.
+const TOKEN_SERVICE: &str = "moat-test-registry";
+const TOKEN_ISSUER: &str = "moat-test-token-issuer";
 
 fn registry_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("MOAT_TEST_DOCKER_REGISTRY") {
@@ -41,26 +46,30 @@ fn registry_binary() -> PathBuf {
 
 impl Registry {
     fn start() -> Registry {
-        Self::launch(tempfile::tempdir().unwrap(), "127.0.0.1:0", None)
+        Self::launch(tempfile::tempdir().unwrap(), "127.0.0.1:0", String::new())
     }
 
     /// A registry that wants `user`'s password (htpasswd, bcrypt).
     fn start_with_user(user: &str, password: &str) -> Registry {
-        let line = format!("{user}:{}\n", bcrypt::hash(password, 5).unwrap());
-        Self::launch(tempfile::tempdir().unwrap(), "127.0.0.1:0", Some(line))
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("htpasswd");
+        std::fs::write(&file, format!("{user}:{}\n", bcrypt::hash(password, 5).unwrap())).unwrap();
+        let auth = format!("auth:\n  htpasswd:\n    realm: moat-test\n    path: {}\n", file.display());
+        Self::launch(dir, "127.0.0.1:0", auth)
     }
 
-    fn launch(dir: tempfile::TempDir, addr: &str, htpasswd: Option<String>) -> Registry {
-        let auth = match &htpasswd {
-            None => String::new(),
-            Some(line) => {
-                std::fs::write(dir.path().join("htpasswd"), line).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: moat-test\n    path: {}\n",
-                    dir.path().join("htpasswd").display()
-                )
-            }
-        };
+    /// A registry that wants bearer tokens from `realm`, signed by the key of
+    /// the certificate `cert` (distribution's token auth, as ghcr.io and
+    /// Docker Hub do it).
+    fn start_with_token_auth(realm: &str, cert: &Path) -> Registry {
+        let auth = format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            cert.display()
+        );
+        Self::launch(tempfile::tempdir().unwrap(), "127.0.0.1:0", auth)
+    }
+
+    fn launch(dir: tempfile::TempDir, addr: &str, auth: String) -> Registry {
         let config = format!(
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
             dir.path().join("data").display()
@@ -88,21 +97,21 @@ impl Registry {
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(20)).expect("docker-registry prints where it listens");
-        Registry { child, addr, dir, htpasswd }
+        Registry { child, addr, dir, auth }
     }
 
-    fn stop(self) -> (tempfile::TempDir, String, Option<String>) {
+    fn stop(self) -> (tempfile::TempDir, String, String) {
         let mut me = std::mem::ManuallyDrop::new(self);
         let _ = me.child.kill();
         let _ = me.child.wait();
         // SAFETY-free take: the fields move out of the ManuallyDrop once.
         let dir = std::mem::replace(&mut me.dir, tempfile::tempdir().unwrap());
-        (dir, std::mem::take(&mut me.addr), me.htpasswd.take())
+        (dir, std::mem::take(&mut me.addr), std::mem::take(&mut me.auth))
     }
 
     /// The same storage served again at the same address.
-    fn restart(dir: tempfile::TempDir, addr: &str, htpasswd: Option<String>) -> Registry {
-        Self::launch(dir, addr, htpasswd)
+    fn restart(dir: tempfile::TempDir, addr: &str, auth: String) -> Registry {
+        Self::launch(dir, addr, auth)
     }
 
     fn reference(&self, repo_tag: &str) -> String {
@@ -528,7 +537,7 @@ async fn with_the_registry_down_the_last_verified_version_serves_and_checks_back
     wait_for("v1 served", Duration::from_secs(30), async || version(&s).await == Ok(1)).await;
 
     // Down later: calls go on; checks fail, are counted, and back off.
-    let (storage, addr, htpasswd) = reg.stop();
+    let (storage, addr, auth) = reg.stop();
     wait_for("three failed checks", Duration::from_secs(30), async || {
         oci_status(&s).await["consecutive_failures"].as_u64().unwrap_or(0) >= 3
     })
@@ -550,7 +559,7 @@ async fn with_the_registry_down_the_last_verified_version_serves_and_checks_back
     assert!(oci_status(&s).await["last_error"].is_string());
 
     // The registry back: the server catches up with a moved tag.
-    let reg = Registry::restart(storage, &addr, htpasswd);
+    let reg = Registry::restart(storage, &addr, auth);
     ok(dir, &["push", "v2.wasm", &r, "--sign-key", "release.key"]);
     wait_for("v2 after the registry came back", Duration::from_secs(30), async || version(&s).await == Ok(2)).await;
     assert_eq!(oci_status(&s).await["consecutive_failures"], 0);
@@ -702,4 +711,118 @@ async fn an_endless_manifest_is_cut_at_the_cap() {
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     assert!(sent < 64 << 20, "moat stopped reading soon after the cap ({sent} bytes sent)");
     assert!(!w.path().join("x.wasm").exists());
+}
+
+/// A token service for [`Registry::start_with_token_auth`]: Basic
+/// `user:password` in, a JWT granting the asked repository scope out, signed
+/// ES256 with the certificate in its `x5c` header. Returns (realm URL,
+/// certificate path, tokens issued).
+async fn token_service(dir: &Path, user: &str, password: &str) -> (String, PathBuf, Arc<std::sync::atomic::AtomicU64>) {
+    // A key and a self-signed certificate, made with Python's cryptography.
+    let script = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "moat test token issuer")])
+now = datetime.datetime.utcnow()
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+open(sys.argv[1] + "/token.key", "wb").write(key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+open(sys.argv[1] + "/token.crt", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+"#;
+    let out = Command::new("python3").args(["-c", script, &dir.to_string_lossy()]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cert_pem = std::fs::read_to_string(dir.join("token.crt")).unwrap();
+    let der = pem::parse(&cert_pem).unwrap().into_contents();
+    use base64::Engine as _;
+    let x5c = base64::engine::general_purpose::STANDARD.encode(der);
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&std::fs::read(dir.join("token.key")).unwrap()).unwrap();
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+    let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = issued.clone();
+    let handler = move |headers: axum::http::HeaderMap,
+                        query: axum::extract::Query<std::collections::HashMap<String, String>>| {
+        let (key, x5c, expected, count) = (key.clone(), x5c.clone(), expected.clone(), count.clone());
+        async move {
+            use axum::response::IntoResponse as _;
+            let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if given != expected {
+                return (axum::http::StatusCode::UNAUTHORIZED, "bad credentials").into_response();
+            }
+            let access: Vec<Value> = query
+                .get("scope")
+                .into_iter()
+                .flat_map(|s| s.split(' '))
+                .filter_map(|scope| {
+                    let mut parts = scope.splitn(3, ':');
+                    let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                    Some(json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+                })
+                .collect();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let claims = json!({
+                "iss": TOKEN_ISSUER, "sub": "ci", "aud": TOKEN_SERVICE, "exp": now + 300, "nbf": now - 10,
+                "iat": now, "jti": format!("t{}", count.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+                "access": access,
+            });
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            header.x5c = Some(vec![x5c]);
+            let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+            axum::Json(json!({"token": token})).into_response()
+        }
+    };
+    let app = axum::Router::new().route("/token", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/token"), dir.join("token.crt"), issued)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_with_token_auth_is_spoken_to_with_bearer_tokens() {
+    let password = "tok-3b9e51d0-not-a-real-secret";
+    let w = workspace();
+    let dir = w.path();
+    let (realm, cert, issued) = token_service(dir, "ci", password).await;
+    let reg = Registry::start_with_token_auth(&realm, &cert);
+    let r = reg.reference("tools/disk_usage:1");
+    // Without credentials the token service says no.
+    let (success, _, err) =
+        tokio::task::block_in_place(|| cli(dir, &["push", "v1.wasm", &r, "--sign-key", "release.key"]));
+    assert!(!success && err.contains("refused the credentials"), "{err}");
+    let env = [("MOAT_REGISTRY_USERNAME", "ci"), ("MOAT_REGISTRY_PASSWORD", password)];
+    let before = issued.load(std::sync::atomic::Ordering::Relaxed);
+    let (success, out, err) =
+        tokio::task::block_in_place(|| cli_env(dir, &["push", "v1.wasm", &r, "--sign-key", "release.key"], &env));
+    assert!(success, "{out}{err}");
+    let tokens = issued.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!((1..=4).contains(&tokens), "a token is reused across requests ({tokens} issued for one push)");
+    let (success, out, err) = tokio::task::block_in_place(|| {
+        cli_env(dir, &["pull", &r, "--verify-key", "release.pub", "--out", "t.wasm"], &env)
+    });
+    assert!(success && out.contains("signature verified"), "{out}{err}");
+
+    // A server with the credentials in environment variables named in moat.toml.
+    let config = source(&r, "username_env = \"REG_USER\"\npassword_env = \"REG_TOKEN\"");
+    let keys = dir.to_owned();
+    let s = Server::start_with_env(
+        &["--config", "moat.toml", "--admin-listen", "127.0.0.1:0"],
+        &[("REG_USER", "ci"), ("REG_TOKEN", password)],
+        |plugins| {
+            let root = plugins.parent().unwrap();
+            std::fs::remove_file(plugins.join("disk_usage.wasm")).unwrap();
+            std::fs::write(root.join("moat.toml"), &config).unwrap();
+            std::fs::copy(keys.join("release.pub"), root.join("release.pub")).unwrap();
+            std::fs::write(root.join("disk_usage.toml"), "[grants]\ndirs = [{ host = \".\", guest = \"/\" }]\n")
+                .unwrap();
+        },
+    );
+    wait_for("v1 served", Duration::from_secs(30), async || version(&s).await == Ok(1)).await;
+    assert!(!s.log().contains(password));
 }
