@@ -12,9 +12,17 @@
 //! 2. Throughput at concurrency 16 without reloads, then with a reload every
 //!    200 ms (cached, then cold), in the same run; every call must succeed and
 //!    come from one of the two builds.
+//! 3. From a registry (Debian's `docker-registry` on loopback): the time from
+//!    `moat push --sign-key` returning (a signed tag moved) to the end of the
+//!    first call answered by the new build, once with `POST /reload` sent at
+//!    once and once waiting for the source's poll (`poll_s = 1`), beside the
+//!    folder's drop on the same server as the baseline; and `moat pull` (tag →
+//!    digest → signature → layer by digest, checked) against a plain GET of the
+//!    same layer.
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -237,6 +245,145 @@ fn latency_row(case: &str, sorted: &[f64]) {
     println!("{case:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", p(0.5), p(0.9), p(0.99), sorted[sorted.len() - 1]);
 }
 
+/// Pushes alternating signed builds to `reference` and times each until it
+/// serves (after `POST /reload` to `admin` if given); returns ms, sorted.
+async fn registry_latencies(client: &Client, work: &Path, reference: &str, admin: Option<&str>) -> Vec<f64> {
+    let mut out = Vec::new();
+    for i in 0..RELOADS + 2 {
+        let next = i % 2 == 0;
+        let file = if next { "next.wasm" } else { "base.wasm" };
+        let pushed = std::process::Command::new(common::moat_bin())
+            .args(["push", file, reference, "--sign-key", "release.key"])
+            .current_dir(work)
+            .env("XDG_CACHE_HOME", work.join("cache"))
+            .output()
+            .unwrap();
+        assert!(pushed.status.success(), "moat push: {}", String::from_utf8_lossy(&pushed.stderr));
+        let moved = Instant::now();
+        if let Some(admin) = admin {
+            let r = reqwest::Client::new().post(format!("{admin}/reload")).send().await.unwrap();
+            assert!(r.status().is_success());
+        }
+        loop {
+            if client.call().await == Some(next) {
+                break;
+            }
+            assert!(moved.elapsed() < Duration::from_secs(30), "registry reload {i} never served");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if i >= 2 {
+            out.push(moved.elapsed().as_secs_f64() * 1e3);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// Section 3: reloads from a registry, and pulls, each beside its baseline.
+fn registry(rt: &tokio::runtime::Runtime, builds: &[Vec<u8>; 2], seq: &AtomicU64) {
+    let registry = common::Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("next.wasm"), &builds[0]).unwrap();
+    std::fs::write(w.join("base.wasm"), &builds[1]).unwrap();
+    let moat = |args: &[&str]| {
+        let o = std::process::Command::new(common::moat_bin())
+            .args(args)
+            .current_dir(w)
+            .env("XDG_CACHE_HOME", w.join("cache"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "moat {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    moat(&["keygen", "--out", "release"]);
+    let reference = format!("{}/bench/disk_usage:1", registry.addr);
+    moat(&["push", "base.wasm", &reference, "--sign-key", "release.key"]);
+    let pubkey = w.join("release.pub");
+    let server = common::Server::start_prepared(
+        "0",
+        &common::moat_bin(),
+        false,
+        &["--config", "moat.toml", "--admin-listen", "127.0.0.1:0"],
+        |dir| {
+            std::fs::rename(dir.join("plugins/disk_usage.toml"), dir.join("disk_usage.toml")).unwrap();
+            std::fs::write(
+                dir.join("moat.toml"),
+                format!(
+                    "[[plugins.oci]]\nref = \"{reference}\"\nname = \"oci_disk_usage\"\nverify_keys = [\"{}\"]\npoll_s = 1\nsidecar = \"disk_usage.toml\"\n",
+                    pubkey.display()
+                ),
+            )
+            .unwrap();
+            // The registry's build replaces the folder's (the same tool).
+            std::fs::remove_file(dir.join("plugins/disk_usage.wasm")).unwrap();
+        },
+    );
+    let oci_client = client(&server);
+    let admin = server.admin.clone().expect("admin listener");
+    let p50s = rt.block_on(async {
+        let client = &oci_client;
+        let started = Instant::now();
+        while client.call().await != Some(false) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the registry's plugin never served");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let by_admin = registry_latencies(client, w, &reference, Some(&admin)).await;
+        let by_poll = registry_latencies(client, w, &reference, None).await;
+        println!("\nreload from a registry, signed tag moved → first call served by the new build ({RELOADS} each, server on CPU 0)");
+        println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "case", "p50 ms", "p90 ms", "p99 ms", "max ms");
+        latency_row("registry, POST /reload", &by_admin);
+        latency_row("registry, poll_s = 1", &by_poll);
+        (by_admin[by_admin.len() / 2], by_poll[by_poll.len() / 2])
+    });
+    server.stop(false);
+    // The baseline, in the same run: a folder drop on a server like it.
+    let folder = common::Server::start(&common::moat_bin(), false, &[]);
+    let (target, folder_client) = (folder.plugins().join("disk_usage.wasm"), client(&folder));
+    let f = rt.block_on(latencies(&folder_client, &target, builds, false, seq));
+    folder.stop(false);
+    latency_row("folder drop (baseline), artifact cached", &f);
+    println!("registry POST /reload p50 / folder drop p50: {:.1}×", p50s.0 / f[f.len() / 2]);
+    println!("registry poll_s = 1 p50 / folder drop p50: {:.1}×", p50s.1 / f[f.len() / 2]);
+
+    // Pull + verify vs a plain GET of the same layer.
+    let mut pulls = Vec::new();
+    let mut gets = Vec::new();
+    let manifest: serde_json::Value = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://{}/v2/bench/disk_usage/manifests/1", registry.addr))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    for _ in 0..20 {
+        let t = Instant::now();
+        moat(&["pull", &reference, "--verify-key", "release.pub", "--out", "pulled.wasm"]);
+        pulls.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let o = std::process::Command::new("curl")
+            .args(["-sSf", "-o", "plain.wasm", &format!("http://{}/v2/bench/disk_usage/blobs/{layer}", registry.addr)])
+            .current_dir(w)
+            .status()
+            .expect("curl");
+        assert!(o.success());
+        gets.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    pulls.sort_by(f64::total_cmp);
+    gets.sort_by(f64::total_cmp);
+    println!("\npull of disk_usage ({} KiB), whole process, 20 each", builds[1].len() / 1024);
+    println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "case", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    latency_row("moat pull (tag, signature, layer, checks)", &pulls);
+    latency_row("curl of the layer alone (baseline)", &gets);
+    println!("moat pull p50 / curl p50: {:.1}×", pulls[pulls.len() / 2] / gets[gets.len() / 2]);
+}
+
 fn client(server: &common::Server) -> Arc<Client> {
     Arc::new(Client {
         http: reqwest::Client::builder().tcp_nodelay(true).build().unwrap(),
@@ -299,4 +446,5 @@ fn main() {
         rss1 / 1024
     );
     server.stop(false);
+    registry(&rt, &builds, &seq);
 }

@@ -31,7 +31,8 @@ fn main() -> Result<()> {
                  bench           HTTP load on a release server: calls/s, p50/p99, CPU per call, and\n                  \
                  ratios to a native rmcp server with the same tool; `bench --against REV` runs\n                  \
                  the cases on this build and on revision REV instead, with ratios\n  \
-                 bench-reload    hot reload: latency to the first call on a new build, calls/s while reloading\n  \
+                 bench-reload    hot reload: latency to the first call on a new build (from the folder and\n                  \
+                 from a registry), calls/s while reloading, pull + verify vs a plain GET\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
             );
@@ -304,6 +305,8 @@ fn build_revision(rev: &str) -> Result<PathBuf> {
 }
 
 fn bench_reload() -> Result<()> {
+    // Its last section reloads from a real registry.
+    debian::ensure()?;
     let wasm = build_plugins()?;
     run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
     run(cargo().args(["bench", "-p", "moat", "--bench", "reload"]).env("MOAT_TEST_WASM_DIR", &wasm))

@@ -66,6 +66,8 @@ pub struct Server {
     pub url: String,
     pub token: String,
     pub dir: tempfile::TempDir,
+    /// `http://ADDR` of the admin listener, when started with one.
+    pub admin: Option<String>,
 }
 
 impl Server {
@@ -77,6 +79,18 @@ impl Server {
 
     /// On the CPUs listed (taskset syntax, e.g. `0` or `0,1`).
     pub fn start_on(cpus: &str, moat: &str, profile: bool, extra: &[&str]) -> Server {
+        Self::start_prepared(cpus, moat, profile, extra, |_| {})
+    }
+
+    /// Like [`Self::start_on`], after `prepare` has had the server's folder
+    /// (where `moat.toml` would go; the plugins are in `plugins/`).
+    pub fn start_prepared(
+        cpus: &str,
+        moat: &str,
+        profile: bool,
+        extra: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
@@ -86,6 +100,7 @@ impl Server {
             format!("[grants]\ndirs = [{{ host = \"{}\", guest = \"/\", mode = \"ro\" }}]\n", dir.path().display()),
         )
         .unwrap();
+        prepare(dir.path());
         let mut child = Command::new(if profile { "perf" } else { "taskset" })
             .args(if profile { &["record", "-g", "-o", "/tmp/moat.perf", "--", "taskset"][..] } else { &[][..] })
             .args(["-c", cpus, moat, "serve", "--dev", "--listen", "127.0.0.1:0"])
@@ -105,11 +120,18 @@ impl Server {
                 l.strip_prefix("moat: serving MCP at ").map(|r| r.split_whitespace().next().unwrap().to_owned())
             })
             .expect("server URL");
+        let admin = if extra.contains(&"--admin-listen") {
+            lines.by_ref().map_while(Result::ok).find_map(|l| {
+                l.strip_prefix("moat: admin (/metrics, /readyz?verbose) at ").map(|r| r.trim().to_owned())
+            })
+        } else {
+            None
+        };
         std::thread::spawn(move || for _ in lines {});
         let token =
             Command::new(moat).args(["token", "--dev", "--ttl", "1h"]).current_dir(dir.path()).output().unwrap();
         let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-        Server { child, pid, url, token, dir }
+        Server { child, pid, url, token, dir, admin }
     }
 
     pub fn plugins(&self) -> PathBuf {
@@ -143,5 +165,48 @@ pub fn drop_in(dst: &Path, bytes: &[u8]) {
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
         let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Debian's `docker-registry` on a free loopback port, killed when dropped.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut child = Command::new("docker-registry")
+            .args(["serve", &dir.path().join("config.yml").to_string_lossy()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker-registry (Debian's package) starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                let at = l.find("listening on ")? + "listening on ".len();
+                l[at..].split(['"', ' ']).next().map(str::to_owned)
+            })
+            .expect("docker-registry says where it listens");
+        std::thread::spawn(move || for _ in lines {});
+        Registry { child, addr, _dir: dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
