@@ -709,6 +709,104 @@ struct RawConfig {
     auth: Option<RawAuth>,
     #[serde(default)]
     plugins: RawPlugins,
+    #[serde(default)]
+    fleet: RawFleet,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    redis_url: Option<String>,
+    redis_password_env: Option<String>,
+    redis_prefix: Option<String>,
+    redis_timeout_ms: Option<u64>,
+    state_key_file: Option<PathBuf>,
+    replica_name: Option<String>,
+}
+
+/// `[fleet]`: what the replicas of one fleet share. Everything is optional:
+/// without it a process is a fleet of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// `redis://host:port[/db]` or `unix:///path/to/redis.sock`, never with a
+    /// password in it (that comes from `redis_password_env`).
+    pub redis_url: Option<String>,
+    /// The environment variable holding Redis's password.
+    pub redis_password_env: Option<String>,
+    /// Prepended to every Redis key: several fleets may share one Redis.
+    pub redis_prefix: String,
+    /// How long a Redis request may take before the replica decides alone.
+    pub redis_timeout_ms: u64,
+    /// The request-state keys every replica shares (one base64 key per
+    /// line; the first seals). Without it each process makes its own.
+    pub state_key_file: Option<PathBuf>,
+    /// This replica's name in the fleet's view (default: host name and port).
+    pub replica_name: Option<String>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            redis_url: None,
+            redis_password_env: None,
+            redis_prefix: "moat".into(),
+            redis_timeout_ms: 100,
+            state_key_file: None,
+            replica_name: None,
+        }
+    }
+}
+
+/// Checks `[fleet]`.
+fn fleet(raw: RawFleet, rel: &dyn Fn(PathBuf) -> PathBuf) -> Result<FleetConfig, String> {
+    if let Some(u) = &raw.redis_url {
+        let url = url::Url::parse(u).map_err(|e| format!("fleet.redis_url: {e}"))?;
+        match url.scheme() {
+            "redis" | "unix" | "redis+unix" => {}
+            "rediss" => {
+                return Err("fleet.redis_url: TLS to Redis (rediss://) is not built in; reach Redis over a private network or a local TLS tunnel".into());
+            }
+            other => {
+                return Err(format!(
+                    "fleet.redis_url: `{}` is not a Redis URL scheme (redis://, unix://)",
+                    crate::text::shown(other)
+                ));
+            }
+        }
+        if url.password().is_some() {
+            return Err("fleet.redis_url must not hold a password; name the environment variable that does in fleet.redis_password_env".into());
+        }
+    }
+    if let Some(v) = &raw.redis_password_env {
+        check_env_name(v).map_err(|e| format!("fleet.redis_password_env: {e}"))?;
+    }
+    let prefix = raw.redis_prefix.unwrap_or_else(|| "moat".into());
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(format!(
+            "fleet.redis_prefix `{}`: 1 to 64 letters, digits, `-`, `_` or `.`",
+            crate::text::shown(&prefix)
+        ));
+    }
+    let timeout = raw.redis_timeout_ms.unwrap_or(100);
+    if !(1..=10_000).contains(&timeout) {
+        return Err(format!("fleet.redis_timeout_ms must be 1 to 10000, not {timeout}"));
+    }
+    if let Some(n) = &raw.replica_name
+        && (n.is_empty() || n.len() > 128 || n.chars().any(char::is_control))
+    {
+        return Err("fleet.replica_name: 1 to 128 printable characters".into());
+    }
+    Ok(FleetConfig {
+        redis_url: raw.redis_url,
+        redis_password_env: raw.redis_password_env,
+        redis_prefix: prefix,
+        redis_timeout_ms: timeout,
+        state_key_file: raw.state_key_file.map(rel),
+        replica_name: raw.replica_name,
+    })
 }
 
 /// `[server]`.
@@ -799,6 +897,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: Option<AuthConfig>,
     pub plugins: PluginsConfig,
+    pub fleet: FleetConfig,
 }
 
 /// Keys that `MOAT_<SECTION>_<KEY>` environment variables may override.
@@ -819,6 +918,12 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("plugins", "watch"),
     ("plugins", "cache_dir"),
     ("plugins", "oci_store"),
+    ("fleet", "redis_url"),
+    ("fleet", "redis_password_env"),
+    ("fleet", "redis_prefix"),
+    ("fleet", "redis_timeout_ms"),
+    ("fleet", "state_key_file"),
+    ("fleet", "replica_name"),
 ];
 
 impl Config {
@@ -957,7 +1062,8 @@ impl Config {
         if plugins.dir.components().any(|c| matches!(c, Component::Prefix(_))) {
             return Err(invalid("plugins.dir is not a usable path".into()));
         }
-        Ok(Config { server, auth, plugins })
+        let fleet = fleet(raw.fleet, &rel).map_err(invalid)?;
+        Ok(Config { server, auth, plugins, fleet })
     }
 }
 

@@ -5,12 +5,14 @@
 //! [`runtime`] compiles and runs plugins, one fresh sandboxed instance per call;
 //! [`registry`] loads a plugins folder into an immutable snapshot and [`watch`]
 //! keeps it in step with the folder (hot reload); [`oci`] pulls signed plugins
-//! from OCI registries into it; [`mcp`] and [`http`] serve the current snapshot.
+//! from OCI registries into it; [`mcp`] and [`http`] serve the current snapshot;
+//! [`fleet`] lets replicas behind a load balancer act as one server.
 
 pub mod auth;
 pub mod config;
 pub mod egress;
 pub mod errors;
+pub mod fleet;
 pub mod http;
 pub mod mcp;
 pub mod metrics;

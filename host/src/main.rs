@@ -520,6 +520,25 @@ async fn check(config: Option<&Path>, plugins: Option<PathBuf>) -> Result<ExitCo
             return Ok(ExitCode::FAILURE);
         }
     }
+    // Fleet: the state key file is read, the Redis URL parsed (not contacted).
+    if let Some(path) = &config.fleet.state_key_file {
+        match moat::fleet::keys::StateKeys::from_file(path, moat::mcp::STATE_TTL) {
+            Ok(keys) => println!("ok     [fleet] state_key_file {} (sealing key {})", path.display(), keys.active_id()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    if config.fleet.redis_url.is_some() {
+        match moat::fleet::Redis::connect(&config.fleet) {
+            Ok(_) => println!("ok     [fleet] redis_url (not contacted)"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
     let runtime = runtime(&config.plugins, None)?;
     let registry = Registry::load_dir(&runtime, &dir, config.plugins.defaults).await?;
     for p in registry.plugins() {

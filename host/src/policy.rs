@@ -11,6 +11,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::auth::Caller;
 use crate::config::{ContentPolicy, RateLimit};
 use crate::errors::Refusal;
+use crate::fleet::limits::{FleetLimits, Verdict};
 use crate::runtime::LoadedPlugin;
 use crate::runtime::types::ToolInfo;
 
@@ -89,12 +90,12 @@ impl Access {
     /// Lets `who` use `what` (the rate limit's key, and the name in a
     /// refusal), charging one call to its rate limit: the one admission check
     /// of every transport.
-    pub fn admit(&self, who: &Principal, what: &str, limits: &RateLimits) -> Result<(), Refusal> {
+    pub async fn admit(&self, who: &Principal, what: &str, limits: &RateLimits) -> Result<(), Refusal> {
         if !who.holds(&self.scopes) {
             return Err(Refusal::InsufficientScope { what: what.to_owned(), needed: self.scopes.join(" ") });
         }
         if let (Some(limit), Principal::Token(caller)) = (self.rate_limit, who)
-            && let Err(wait) = limits.check(what, limit, &caller.subject)
+            && let Err(wait) = limits.check(what, limit, &caller.subject).await
         {
             let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(Refusal::RateLimited {
@@ -110,16 +111,47 @@ impl Access {
 /// One tool's limiter, keyed by token subject.
 type SubjectLimiter = Arc<DefaultKeyedRateLimiter<String>>;
 
-/// Rate limiters per tool and limit (a changed sidecar limit gets a new one).
+/// Rate limiters per tool and limit (a changed sidecar limit gets a new one),
+/// in this process and, in a fleet, across every replica.
+///
+/// In a fleet the replica's own limiter stays in front: a call it refuses
+/// (this replica alone has seen the caller over the limit, so the fleet has
+/// too) costs no Redis round trip; a call it allows is charged to the
+/// fleet-wide limiter, which decides. When Redis gives no answer the
+/// replica's limiter has decided alone (counted in
+/// `moat_rate_limit_fallbacks_total`): limits then hold per replica, never
+/// open to unlimited, and no call fails for it.
 #[derive(Default)]
 pub struct RateLimits {
     limiters: Mutex<HashMap<(String, RateLimit), SubjectLimiter>>,
+    fleet: Option<FleetLimits>,
 }
 
 impl RateLimits {
+    /// Limits counted across the fleet through `fleet`.
+    pub fn fleet_wide(fleet: FleetLimits) -> Self {
+        RateLimits { limiters: Mutex::default(), fleet: Some(fleet) }
+    }
+
+    /// The fleet-wide limiter, if any (for its metrics).
+    pub fn fleet(&self) -> Option<&FleetLimits> {
+        self.fleet.as_ref()
+    }
+
     /// Takes one call from `subject`'s allowance for `tool`; when it is spent,
     /// says how long until the next call would be allowed.
-    pub fn check(&self, tool: &str, limit: RateLimit, subject: &str) -> Result<(), Duration> {
+    pub async fn check(&self, tool: &str, limit: RateLimit, subject: &str) -> Result<(), Duration> {
+        self.check_here(tool, limit, subject)?;
+        let Some(fleet) = &self.fleet else { return Ok(()) };
+        match fleet.check(tool, limit, subject).await {
+            Ok(Verdict::Allowed) => Ok(()),
+            Ok(Verdict::Refused(wait)) => Err(wait),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The check in this process alone.
+    fn check_here(&self, tool: &str, limit: RateLimit, subject: &str) -> Result<(), Duration> {
         let limiter = {
             let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
             if map.len() > 10_000 {
@@ -143,8 +175,8 @@ impl RateLimits {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_a_local_transport_gets_everything() {
+    #[tokio::test]
+    async fn only_a_local_transport_gets_everything() {
         let needed = vec!["tools:write".to_owned()];
         assert!(Principal::Local.holds(&needed));
         let reader = Principal::Token(Arc::new(Caller {
@@ -154,6 +186,7 @@ mod tests {
         }));
         assert!(!reader.holds(&needed));
         let access = Access { scopes: needed.into(), rate_limit: None };
-        assert!(matches!(access.admit(&reader, "`t`", &RateLimits::default()), Err(Refusal::InsufficientScope { .. })));
+        let refused = access.admit(&reader, "`t`", &RateLimits::default()).await;
+        assert!(matches!(refused, Err(Refusal::InsufficientScope { .. })));
     }
 }

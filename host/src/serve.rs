@@ -9,10 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use moat::auth::{DEV_SCOPES, DevKey, Verifier};
 use moat::config::Config;
+use moat::fleet::Fleet;
+use moat::fleet::keys::StateKeys;
 use moat::http::{self, Authorization, DevAuthority, HttpOptions};
 use moat::mcp::{Mcp, MoatServer, Shared, Transport};
 use moat::metrics::Metrics;
 use moat::oci::source::{OnChange, Prepared, Sources};
+use moat::policy::RateLimits;
 use moat::registry::Loader;
 use moat::runtime::EgressMetrics;
 use moat::watch::{self, Reloads, Trigger, Writer};
@@ -43,7 +46,17 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let dir = args.plugins.clone().unwrap_or_else(|| config.plugins.dir.clone());
     let metrics = Arc::new(Metrics::default());
     let runtime = Arc::new(super::runtime(&config.plugins, Some(metrics.clone() as Arc<dyn EgressMetrics>))?);
-    let state = Shared::new(runtime.clone(), metrics);
+    // Fleet mode: Redis (contacted on first use) and the shared state keys.
+    let fleet = if args.stdio { None } else { Fleet::connect(&config.fleet, http::SESSION_IDLE)?.map(Arc::new) };
+    let rate_limits = match &fleet {
+        Some(f) => RateLimits::fleet_wide(f.limits()),
+        None => RateLimits::default(),
+    };
+    let keys = Arc::new(match &config.fleet.state_key_file {
+        Some(path) => StateKeys::from_file(path, moat::mcp::STATE_TTL)?,
+        None => StateKeys::random(),
+    });
+    let state = Shared::with_limits(runtime.clone(), metrics, rate_limits);
     let writer = Writer { runtime, metrics: state.metrics.clone(), state: state.clone() };
     // Registry sources: keys, credentials and sidecars read now (a bad one
     // stops the start), and the versions verified from the store serve first.
@@ -115,10 +128,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         authorization,
         listen: Some(addr),
+        sessions: fleet.as_ref().map(|f| f.sessions.clone()),
     };
+    keys.spawn_refresh(shutdown.clone());
     let verifier = Arc::new(verifier);
     verifier.spawn_refresh();
-    let mcp = Mcp::new(state.clone(), Transport::Http);
+    let mcp = Mcp::with_keys(state.clone(), Transport::Http, keys);
     let streams = CancellationToken::new();
     let app = http::app(mcp.clone(), verifier, options, streams.clone());
     let server = tokio::spawn(http::serve(mcp, app, listener, streams, shutdown.clone()));
@@ -128,8 +143,15 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     );
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let (reloads, sources) = start_reloads(&state, &writer, loader, oci, watching, &shutdown, hangup).await?;
+    if let Some(f) = &fleet {
+        f.replicas.name(format!("{}:{}", host_name(), addr.port()));
+        let served_state = state.clone();
+        f.replicas.spawn_publisher(move || http::served(&served_state), state.swaps(), shutdown.clone());
+        println!("moat: fleet replica {} (Redis keys under `{}:`)", f.replicas.me(), config.fleet.redis_prefix);
+    }
     if let Some(listener) = admin {
-        tokio::spawn(http::serve_admin(listener, http::admin_app(state.clone(), reloads, sources), shutdown.clone()));
+        let app = http::admin_app(state.clone(), reloads, sources, fleet.clone());
+        tokio::spawn(http::serve_admin(listener, app, shutdown.clone()));
     }
     let (loaded, first_tool) = {
         let snapshot = state.snapshot();
@@ -196,6 +218,16 @@ async fn start_reloads(
     };
     tokio::spawn(reload_on_hangup(hangup, reloads.clone(), sources.clone()));
     Ok((reloads, sources))
+}
+
+/// This machine's name (a Kubernetes pod's name), for the fleet's view.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "moat".into())
 }
 
 /// A curl command that calls `tool` with no arguments (2026-07-28, stateless).

@@ -70,13 +70,18 @@ pub struct State<V> {
 
 impl<V: View> State<V> {
     pub fn new(runtime: Arc<Runtime>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Self::with_limits(runtime, metrics, RateLimits::default())
+    }
+
+    /// With `rate_limits` (fleet-wide ones, say).
+    pub fn with_limits(runtime: Arc<Runtime>, metrics: Arc<Metrics>, rate_limits: RateLimits) -> Arc<Self> {
         let registry = Arc::new(Registry::default());
         let view = V::of(&registry);
         let (swaps, _) = broadcast::channel(64);
         Arc::new(State {
             runtime,
             metrics,
-            rate_limits: RateLimits::default(),
+            rate_limits,
             current: ArcSwap::from_pointee(Snapshot { registry, view }),
             swaps,
             calls: TaskTracker::new(),

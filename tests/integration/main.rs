@@ -2,6 +2,8 @@
 //! source (`cargo xtask build-plugins`) through the runtime and the `moat` CLI.
 
 mod common;
+#[path = "../support/loopback.rs"]
+mod loopback;
 mod server;
 
 mod auth;
@@ -10,6 +12,7 @@ mod cache;
 mod cli;
 mod egress;
 mod first_party;
+mod fleet;
 mod http;
 mod jwks;
 mod languages;

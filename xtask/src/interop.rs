@@ -25,7 +25,7 @@ pub struct Tools {
     idp: PathBuf,
     stable: PathBuf,
     next: PathBuf,
-    python: PathBuf,
+    pub python: PathBuf,
 }
 
 fn quiet(cmd: &mut Command) -> Result<()> {

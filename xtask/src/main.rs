@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod debian;
+mod deploy;
 mod interop;
 mod languages;
 
@@ -22,6 +23,7 @@ fn main() -> Result<()> {
         "bench-runtime" => bench_runtime(),
         "bench" => bench_http(rest),
         "bench-reload" => bench_reload(),
+        "bench-fleet" => bench_fleet(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -33,6 +35,8 @@ fn main() -> Result<()> {
                  the cases on this build and on revision REV instead, with ratios\n  \
                  bench-reload    hot reload: latency to the first call on a new build (from the folder and\n                  \
                  from a registry), calls/s while reloading, pull + verify vs a plain GET\n  \
+                 bench-fleet     calls/s through nginx in front of 1 and 3 replicas sharing Redis, and the\n                  \
+                 cost of a fleet-wide rate limit per call\n  \
                  bench-runtime   per-call and load-time benchmarks of the plugin runtime\n  \
                  build-plugins   build first-party and test plugins for {WASM_TARGET}"
             );
@@ -174,9 +178,14 @@ fn test(extra: &[String]) -> Result<()> {
     use std::io::{BufRead, BufReader};
     debian::ensure()?;
     let wasm = build_plugins()?;
+    // The third-party clients are installed first: the fleet tests drive the
+    // Python SDK from `cargo test`.
+    let target = target_dir();
+    let tools = interop::install(&target)?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "xtask"])
         .env("MOAT_TEST_WASM_DIR", &wasm)
+        .env("MOAT_TEST_PYTHON", &tools.python)
         .env("MOAT_TEST_CACHE_HOME", test_cache_home())
         .env("MOAT_TOOLCHAIN_DIR", target_dir().join("toolchains"))
         .args(extra);
@@ -203,10 +212,10 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    // Third-party clients and the conformance suite against a real server.
-    let target = target_dir();
-    let interop =
-        interop::install(&target).and_then(|tools| interop::run(&root(), &tools, &target.join("debug/moat"), &wasm));
+    // Third-party clients and the conformance suite against a real server,
+    // then the deployment files against their schemas.
+    let interop = interop::run(&root(), &tools, &target.join("debug/moat"), &wasm)
+        .and_then(|(p, f)| deploy::validate(&root(), &target).map(|(dp, df)| (p + dp, f + df)));
     match interop {
         Ok((p, f)) => {
             passed += p;
@@ -310,6 +319,14 @@ fn bench_reload() -> Result<()> {
     let wasm = build_plugins()?;
     run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
     run(cargo().args(["bench", "-p", "moat", "--bench", "reload"]).env("MOAT_TEST_WASM_DIR", &wasm))
+}
+
+fn bench_fleet() -> Result<()> {
+    // nginx and Redis from Debian, as the fleet tests use them.
+    debian::ensure()?;
+    let wasm = build_plugins()?;
+    run(cargo().args(["build", "--release", "-p", "moat", "--bin", "moat"]))?;
+    run(cargo().args(["bench", "-p", "moat", "--bench", "fleet"]).env("MOAT_TEST_WASM_DIR", &wasm))
 }
 
 fn bench_runtime() -> Result<()> {

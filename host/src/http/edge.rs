@@ -193,10 +193,17 @@ fn inspect(bytes: &[u8]) -> Result<Option<(Target, Value)>, (Refusal, Value)> {
 /// prompt: 403 with an `insufficient_scope` challenge, or 429. A `DELETE` of
 /// a session this server does not know is 404.
 pub(super) async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
+    let session = req.headers().get(SESSION_ID).and_then(|h| h.to_str().ok());
+    if let (Some(id), Some(store)) = (session, &edge.options.sessions) {
+        store.touch(id);
+    }
     if req.method() == Method::DELETE {
-        let id = req.headers().get(SESSION_ID).and_then(|h| h.to_str().ok());
-        if let Some(id) = id
+        if let Some(id) = session
             && !edge.sessions.has_session(&id.into()).await.unwrap_or(false)
+            && !match &edge.options.sessions {
+                Some(store) => store.exists(id).await,
+                None => false,
+            }
         {
             return edge.refuse(&Refusal::UnknownSession, Value::Null, req.headers());
         }
@@ -230,7 +237,7 @@ pub(super) async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, 
                 return edge.refuse(&Refusal::NoToken, id, &parts.headers);
             };
             let snapshot = edge.mcp.state.snapshot();
-            if let Err(refusal) = admit(&edge.mcp.state, &snapshot, who, &target) {
+            if let Err(refusal) = admit(&edge.mcp.state, &snapshot, who, &target).await {
                 return edge.refuse(&refusal, id, &parts.headers);
             }
             parts.extensions.insert(Admitted { snapshot, target });

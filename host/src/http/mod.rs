@@ -28,13 +28,17 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use admin::admin_app;
+pub use admin::{admin_app, served};
 pub use dev_oauth::DevAuthority;
 
 use crate::auth::Verifier;
 use crate::errors::Refusal;
+use crate::fleet::sessions::RedisSessions;
 use crate::mcp::{Mcp, MoatServer};
 
+/// How long a 2025-11-25 session lives without a request (and, in a fleet,
+/// how long its stored state does).
+pub const SESSION_IDLE: Duration = Duration::from_secs(300);
 /// How long shutdown waits for calls in flight before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long shutdown leaves the last responses to reach their streams.
@@ -68,6 +72,8 @@ pub struct HttpOptions {
     pub authorization: Authorization,
     /// The address listened on (its IP is an allowed Host besides loopback).
     pub listen: Option<SocketAddr>,
+    /// In a fleet: where sessions are kept so that any replica can restore them.
+    pub sessions: Option<Arc<RedisSessions>>,
 }
 
 /// What every request handler of the edge shares.
@@ -102,8 +108,17 @@ pub fn app(mcp: Arc<Mcp>, verifier: Arc<Verifier>, options: HttpOptions, streams
         .with_json_response(true)
         // No event store, so no resumption: skip the priming event.
         .with_sse_retry(None)
-        .with_cancellation_token(streams);
-    let sessions = Arc::new(LocalSessionManager::default());
+        .with_cancellation_token(streams.clone());
+    let mut config = config;
+    if let Some(store) = &options.sessions {
+        config.session_store = Some(store.clone());
+    }
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(SESSION_IDLE);
+    let sessions = Arc::new(sessions);
+    if let Some(store) = &options.sessions {
+        store.follow_ends(sessions.clone(), streams);
+    }
     let service_mcp = mcp.clone();
     let service =
         StreamableHttpService::new(move || Ok(MoatServer::new(service_mcp.clone())), sessions.clone(), config);

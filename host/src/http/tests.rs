@@ -45,6 +45,7 @@ fn build(dev: bool, options: impl FnOnce(&mut HttpOptions)) -> Harness {
         max_body_bytes: 1024,
         authorization,
         listen: None,
+        sessions: None,
     };
     options(&mut o);
     let app = app(Mcp::new(state, Transport::Http), verifier, o, CancellationToken::new());

@@ -21,8 +21,9 @@ use crate::runtime::{CallContext, CallError, EVENT_QUEUE};
 
 /// Longest a finished call waits to hand its last queued events to a slow client.
 const FLUSH_WAIT: Duration = Duration::from_millis(500);
-/// How long a sealed request state stays valid.
-const STATE_TTL: Duration = Duration::from_secs(3600);
+/// How long a sealed request state stays valid (and a retired state key keeps
+/// opening states).
+pub const STATE_TTL: Duration = Duration::from_secs(3600);
 
 /// What a request wants to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct Admitted {
 
 /// Lets `who` use `target` in `snapshot`: the one admission check of every
 /// transport. An unknown target is not refused here (its handler answers).
-pub fn admit(state: &Shared, snapshot: &McpSnapshot, who: &Principal, target: &Target) -> Result<(), Refusal> {
+pub async fn admit(state: &Shared, snapshot: &McpSnapshot, who: &Principal, target: &Target) -> Result<(), Refusal> {
     let registry = &snapshot.registry;
     // A tool's rate limit is keyed by its name; resources and prompts have none.
     let (access, key) = match target {
@@ -52,7 +53,7 @@ pub fn admit(state: &Shared, snapshot: &McpSnapshot, who: &Principal, target: &T
         Target::Prompt(name) => (registry.prompt(name).map(|p| p.access), name.as_str()),
     };
     let Some(access) = access else { return Ok(()) };
-    access.admit(who, key, &state.rate_limits).map_err(|refusal| {
+    access.admit(who, key, &state.rate_limits).await.map_err(|refusal| {
         let what = match target {
             Target::Tool(name) => format!("`{name}`"),
             Target::Resource(uri) => format!("resource `{uri}`"),
@@ -125,7 +126,7 @@ impl MoatServer {
 
     /// The snapshot to serve `target` from, admitted for the caller: the one
     /// the HTTP edge admitted it in, else the current one, checked now.
-    pub(super) fn admitted(
+    pub(super) async fn admitted(
         &self,
         cx: &RequestContext<RoleServer>,
         who: &Principal,
@@ -137,7 +138,7 @@ impl MoatServer {
             return Ok(a.snapshot.clone());
         }
         let snapshot = self.state().snapshot();
-        admit(self.state(), &snapshot, who, &target)?;
+        admit(self.state(), &snapshot, who, &target).await?;
         Ok(snapshot)
     }
 
@@ -153,7 +154,7 @@ impl MoatServer {
         if let Some(state) = state {
             let ad = state_binding(what, who);
             let blob: StateBlob =
-                self.mcp.codec.open_json_with(state, ad.as_bytes()).map_err(|_| McpError::BadRequestState)?;
+                self.mcp.keys.codec().open_json_with(state, ad.as_bytes()).map_err(|_| McpError::BadRequestState)?;
             answers = blob.answers;
         }
         if let Some(responses) = responses {
@@ -249,7 +250,8 @@ impl MoatServer {
         let ad = state_binding(what, who);
         let state = self
             .mcp
-            .codec
+            .keys
+            .codec()
             .seal_json_with(&StateBlob { answers }, &SealOptions::new().associated_data(ad.as_bytes()).ttl(STATE_TTL))
             .map_err(|e| McpError::Internal(format!("cannot seal the request state: {e}").into()))?;
         Ok(InputRequiredResult::new(Some(requests), Some(state)))

@@ -30,9 +30,10 @@ use rmcp::model::*;
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-pub use call::{Admitted, Target, admit};
+pub use call::{Admitted, STATE_TTL, Target, admit};
 pub use catalogue::Catalogue;
 
+use crate::fleet::keys::StateKeys;
 use crate::state::{Snapshot, State};
 
 /// The process state as the MCP layer reads it.
@@ -54,20 +55,23 @@ pub enum Transport {
     Http,
 }
 
-/// What every session shares: the state, and the key that seals request
+/// What every session shares: the state, and the keys that seal request
 /// states (2026-07-28 input rounds).
 pub struct Mcp {
     pub state: Arc<Shared>,
-    codec: RequestStateCodec,
+    keys: Arc<StateKeys>,
     transport: Transport,
 }
 
 impl Mcp {
+    /// With a request-state key of this process's own.
     pub fn new(state: Arc<Shared>, transport: Transport) -> Arc<Self> {
-        let mut key = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut key).expect("the system random generator works");
-        let codec = RequestStateCodec::try_new(key.to_vec()).expect("a 32-byte key is long enough");
-        Arc::new(Mcp { state, codec, transport })
+        Self::with_keys(state, transport, Arc::new(StateKeys::random()))
+    }
+
+    /// With request-state keys shared by a fleet.
+    pub fn with_keys(state: Arc<Shared>, transport: Transport, keys: Arc<StateKeys>) -> Arc<Self> {
+        Arc::new(Mcp { state, keys, transport })
     }
 }
 
@@ -236,7 +240,7 @@ impl ServerHandler for MoatServer {
     }
 
     async fn subscribe(&self, r: SubscribeRequestParams, cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        Ok(self.resources_subscribe(r, &cx)?)
+        Ok(self.resources_subscribe(r, &cx).await?)
     }
 
     async fn unsubscribe(&self, r: UnsubscribeRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), ErrorData> {

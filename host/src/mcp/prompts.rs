@@ -28,7 +28,7 @@ impl MoatServer {
         cx: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let who = self.principal(cx)?;
-        let snapshot = self.admitted(cx, &who, Target::Prompt(r.name.clone()))?;
+        let snapshot = self.admitted(cx, &who, Target::Prompt(r.name.clone())).await?;
         let Some(prompt) = snapshot.registry.prompt(&r.name) else {
             return Err(McpError::UnknownPrompt(r.name));
         };

@@ -43,7 +43,7 @@ impl MoatServer {
             return Err(McpError::UriTooLong);
         }
         let who = self.principal(cx)?;
-        let snapshot = self.admitted(cx, &who, Target::Resource(r.uri.clone()))?;
+        let snapshot = self.admitted(cx, &who, Target::Resource(r.uri.clone())).await?;
         let Some(resource) = snapshot.registry.resource(&r.uri) else {
             return Err(McpError::NoResource(r.uri));
         };
@@ -59,7 +59,7 @@ impl MoatServer {
 
     /// Templates match endless URIs: a session holds a bounded set, of URIs
     /// the caller may read.
-    pub(super) fn resources_subscribe(
+    pub(super) async fn resources_subscribe(
         &self,
         r: SubscribeRequestParams,
         cx: &RequestContext<RoleServer>,
@@ -72,7 +72,7 @@ impl MoatServer {
         let Some(resource) = snapshot.registry.resource(&r.uri) else {
             return Err(McpError::NoResource(r.uri));
         };
-        resource.access.admit(&who, &format!("resource `{}`", r.uri), &self.state().rate_limits)?;
+        resource.access.admit(&who, &format!("resource `{}`", r.uri), &self.state().rate_limits).await?;
         let mut subscribed = self.session.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
         if subscribed.len() >= MAX_SUBSCRIPTIONS && !subscribed.contains(&r.uri) {
             return Err(McpError::TooManySubscriptions(MAX_SUBSCRIPTIONS));

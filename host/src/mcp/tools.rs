@@ -31,7 +31,7 @@ impl MoatServer {
         cx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let who = self.principal(cx)?;
-        let snapshot = self.admitted(cx, &who, Target::Tool(r.name.to_string()))?;
+        let snapshot = self.admitted(cx, &who, Target::Tool(r.name.to_string())).await?;
         let Some(tool) = snapshot.registry.tool(&r.name) else {
             return Err(McpError::UnknownTool(r.name.to_string()));
         };
