@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 const RUN: Duration = Duration::from_secs(4);
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 
 /// A release `moat serve --dev` in `dir` (shared by the fleet's replicas).
 struct Replica {

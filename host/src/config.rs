@@ -1135,6 +1135,35 @@ mod tests {
     }
 
     #[test]
+    fn fleet_keys_are_checked_and_overridable() {
+        let at = Path::new("/etc/moat/moat.toml");
+        let c = Config::parse("", at, &[]).unwrap();
+        assert_eq!(c.fleet, FleetConfig::default(), "no [fleet]: a fleet of one");
+        let c = Config::parse(
+            "[fleet]\nredis_url = \"redis://10.0.0.5:6379/2\"\nstate_key_file = \"state.key\"\n",
+            at,
+            &env(&[("MOAT_FLEET_REDIS_URL", "unix:///run/redis.sock"), ("MOAT_FLEET_REDIS_TIMEOUT_MS", "250")]),
+        )
+        .unwrap();
+        assert_eq!(c.fleet.redis_url.as_deref(), Some("unix:///run/redis.sock"), "the variable wins");
+        assert_eq!(c.fleet.redis_timeout_ms, 250);
+        assert_eq!(c.fleet.state_key_file, Some(PathBuf::from("/etc/moat/state.key")), "relative to moat.toml");
+        for (text, wanted) in [
+            ("redis_url = \"redis://:hunter2@redis:6379\"", "must not hold a password"),
+            ("redis_url = \"rediss://redis:6380\"", "TLS"),
+            ("redis_url = \"http://redis\"", "not a Redis URL scheme"),
+            ("redis_prefix = \"a b\"", "redis_prefix"),
+            ("redis_timeout_ms = 0", "redis_timeout_ms"),
+            ("redis_password_env = \"\"", "redis_password_env"),
+            ("replica = \"x\"", "unknown field"),
+        ] {
+            let e = Config::parse(&format!("[fleet]\n{text}\n"), at, &[]).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{text}: {e}");
+            assert!(!e.contains("hunter2"), "the password is not repeated: {e}");
+        }
+    }
+
+    #[test]
     fn defaults_and_env_overrides() {
         let c = Config::parse("", Path::new("<defaults>"), &[]).unwrap();
         assert_eq!(c.plugins.defaults, Limits::default());

@@ -25,6 +25,9 @@ use tokio_util::sync::CancellationToken;
 /// How long a first start waits for registry sources with nothing stored.
 const FIRST_PULL_LIMIT: Duration = Duration::from_secs(60);
 
+/// Longest a fleet replica holds back list_changed for the others to catch up.
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+
 /// Where `--dev` keeps its key, relative to the working directory.
 pub const DEV_DIR: &str = ".moat";
 
@@ -146,7 +149,20 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     if let Some(f) = &fleet {
         f.replicas.name(format!("{}:{}", host_name(), addr.port()));
         let served_state = state.clone();
-        f.replicas.spawn_publisher(move || http::served(&served_state), state.swaps(), shutdown.clone());
+        f.replicas.spawn_publisher(move || http::served(&served_state), state.served(), shutdown.clone());
+        // Listeners hear of a swap once the other replicas serve the same
+        // versions (or after SETTLE_LIMIT), so a client that lists again on
+        // list_changed sees the new list on whichever replica answers.
+        let (replicas, weak) = (f.replicas.clone(), Arc::downgrade(&state));
+        state.settle_before_telling(Arc::new(move || {
+            let (replicas, weak) = (replicas.clone(), weak.clone());
+            Box::pin(async move {
+                if let Some(state) = weak.upgrade() {
+                    let (digest, _) = http::served(&state);
+                    replicas.settled(&digest, SETTLE_LIMIT).await;
+                }
+            })
+        }));
         println!("moat: fleet replica {} (Redis keys under `{}:`)", f.replicas.me(), config.fleet.redis_prefix);
     }
     if let Some(listener) = admin {

@@ -7,11 +7,13 @@
 //! snapshot per request and keeps it for the whole request, so it never sees a
 //! registry and a view that belong to different reloads.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
@@ -48,6 +50,11 @@ pub struct Swap {
     pub changes: Arc<[Change]>,
 }
 
+/// What listeners wait for after a swap before they hear of it (in a fleet:
+/// until the other replicas serve the same versions, within a bound), so a
+/// client that re-lists on `list_changed` sees the new list on any replica.
+pub type Settle = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// How the reload task writes the served state.
 pub trait Publish: Send + Sync {
     /// The registry serving now.
@@ -64,6 +71,9 @@ pub struct State<V> {
     pub rate_limits: RateLimits,
     current: ArcSwap<Snapshot<V>>,
     swaps: broadcast::Sender<Swap>,
+    /// Counts swaps, heard at once (what the fleet's view publishes from).
+    served: watch::Sender<u64>,
+    settle: OnceLock<Settle>,
     calls: TaskTracker,
     ready: AtomicBool,
 }
@@ -84,6 +94,8 @@ impl<V: View> State<V> {
             rate_limits,
             current: ArcSwap::from_pointee(Snapshot { registry, view }),
             swaps,
+            served: watch::Sender::new(0),
+            settle: OnceLock::new(),
             calls: TaskTracker::new(),
             ready: AtomicBool::new(false),
         })
@@ -94,9 +106,19 @@ impl<V: View> State<V> {
         self.current.load_full()
     }
 
-    /// Hears every later swap.
+    /// Hears every later swap (after it settled, see [`Settle`]).
     pub fn swaps(&self) -> broadcast::Receiver<Swap> {
         self.swaps.subscribe()
+    }
+
+    /// Changes at every swap, at once.
+    pub fn served(&self) -> watch::Receiver<u64> {
+        self.served.subscribe()
+    }
+
+    /// From now on, listeners hear of a swap once `settle` is done.
+    pub fn settle_before_telling(&self, settle: Settle) {
+        let _ = self.settle.set(settle);
     }
 
     /// Counts plugin calls in flight while the returned token lives; shutdown
@@ -125,7 +147,20 @@ impl<V: View> Publish for State<V> {
         let next = Arc::new(Snapshot { registry: Arc::new(registry), view });
         let old = self.current.swap(next.clone());
         let changes = old.view.changes(&next.view);
-        let _ = self.swaps.send(Swap { changes: changes.clone().into() });
+        self.served.send_modify(|n| *n += 1);
+        let swap = Swap { changes: changes.clone().into() };
+        match self.settle.get() {
+            None => {
+                let _ = self.swaps.send(swap);
+            }
+            Some(settle) => {
+                let (settled, swaps) = (settle(), self.swaps.clone());
+                tokio::spawn(async move {
+                    settled.await;
+                    let _ = swaps.send(swap);
+                });
+            }
+        }
         changes
     }
 }

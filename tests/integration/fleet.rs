@@ -248,7 +248,7 @@ async fn a_fleet_behind_round_robin_acts_as_one_server() {
         let state = result["requestState"].as_str().expect("a sealed state").to_owned();
         if round == 3 {
             // Every replica reads the new key within its check interval.
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let mut retry = args.clone();
         retry["requestState"] = json!(state);
@@ -322,6 +322,18 @@ async fn a_rate_limit_holds_fleet_wide_and_redis_going_away_fails_no_call() {
     assert_eq!(allowed + refused, 160, "{outcomes:?}");
     println!("fleet-wide limit 60/min: {allowed} of 160 allowed in {took:?}");
 
+    // A 2025-11-25 session that has met every replica (each restored it once).
+    let other = mint(fleet.dir.path(), &["--sub", "session-user"]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(fleet.nginx.url.clone()).auth_header(other),
+    );
+    let session =
+        ClientConfig::default().with_protocol_version(ProtocolVersion::V_2025_11_25).serve(transport).await.unwrap();
+    let call_in_session = || session.call_tool(CallToolRequestParams::new("test_error_handling"));
+    for _ in 0..4 {
+        assert_eq!(call_in_session().await.unwrap().is_error, Some(true), "the tool's own error, not a failure");
+    }
+
     // Redis stops: calls keep succeeding, limited by each replica's own limiter.
     let keys_before = fleet.redis().cli(&["DBSIZE"]);
     if let Some(mut r) = fleet.redis.take() {
@@ -335,14 +347,21 @@ async fn a_rate_limit_holds_fleet_wide_and_redis_going_away_fails_no_call() {
         ok += 1;
     }
     assert_eq!(ok, 30);
-    let mut warned = 0;
+    for _ in 0..6 {
+        let r = call_in_session().await.expect("the session carries on without Redis");
+        assert_eq!(r.is_error, Some(true));
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), session.cancel()).await;
+    let (mut warned, mut fallbacks) = (0, 0.0);
     for r in &fleet.replicas {
         let m = r.metrics().await;
         if metric(&m, "moat_fleet_redis_up") == Some(0.0) {
             warned += 1;
         }
+        fallbacks += metric(&m, "moat_rate_limit_fallbacks_total").unwrap_or(0.0);
     }
     assert!(warned >= 1, "a replica reports Redis down (Redis had {keys_before} keys)");
+    assert_eq!(fallbacks, 30.0, "each call decided by its replica's own limiter, and counted");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -368,9 +387,11 @@ async fn killing_a_replica_under_load_loses_only_its_calls_in_flight() {
                     .expect("a session through nginx");
                 let mut ok_after_kill = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let r = client.call_tool(CallToolRequestParams::new("test_simple_text")).await;
-                    match r {
-                        Ok(r) if r.is_error != Some(true) => {
+                    // A call on the killed replica never gets its answer: the
+                    // client gives up on it after a while (counted as lost).
+                    let call = client.call_tool(CallToolRequestParams::new("test_simple_text"));
+                    match tokio::time::timeout(Duration::from_secs(2), call).await {
+                        Ok(Ok(r)) if r.is_error != Some(true) => {
                             ok.fetch_add(1, Ordering::Relaxed);
                             let after =
                                 killed_at.lock().unwrap().is_some_and(|t| t.elapsed() > Duration::from_millis(500));
@@ -381,7 +402,7 @@ async fn killing_a_replica_under_load_loses_only_its_calls_in_flight() {
                         }
                     }
                 }
-                let _ = client.cancel().await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel()).await;
                 ok_after_kill
             })
         })

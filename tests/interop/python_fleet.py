@@ -4,9 +4,10 @@ usage: python python_fleet.py URL TOKEN CALLS
 Initializes one 2025-11-25 session, lists tools, makes CALLS tool calls
 (alternating disk_usage and test_simple_text), checks a tool error and lists
 again; with round-robin routing each request lands on the next replica, which
-restores the session from the fleet's store. Then ends the session (DELETE,
-on whichever replica gets it) and checks that the session is gone on every
-replica. Exits non-zero on the first mismatch.
+restores the session from the fleet's store. Then a 2026-07-28 client
+discovers, lists and makes CALLS calls (each request on the next replica).
+Last, checks that the ended session (DELETE, on whichever replica got it) is
+gone on every replica. Exits non-zero on the first mismatch.
 """
 
 import asyncio
@@ -53,6 +54,18 @@ async def main(url: str, token: str, calls: int) -> None:
             again = {t.name for t in (await session.list_tools()).tools}
             check(again == names, f"the list changed between replicas: {sorted(again ^ names)}")
 
+    # 2026-07-28: no session; every request stands alone, on the next replica.
+    modern_client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with modern_client, streamable_http_client(url, http_client=modern_client) as (read, write):
+        async with ClientSession(read, write) as modern:
+            found = await modern.discover()
+            check("2026-07-28" in found.supported_versions, f"discover: {found.supported_versions}")
+            names = {t.name for t in (await modern.list_tools()).tools}
+            check("test_simple_text" in names, f"2026-07-28 tools: {sorted(names)}")
+            for i in range(calls):
+                r = await modern.call_tool("test_simple_text", {})
+                check(r.content[0].text == "This is a simple text response for testing.", f"2026 call {i}: {r.content}")
+
     check(session_ids, "the server never named a session")
     sid = session_ids[0]
     # The SDK ended the session on exit (DELETE, on one replica); the others
@@ -71,7 +84,7 @@ async def main(url: str, token: str, calls: int) -> None:
                 },
             )
             check(r.status_code == 404, f"the ended session answered {r.status_code} on some replica")
-    print(f"ok: one session, {calls} calls and 3 lists across the replicas; ended everywhere")
+    print(f"ok: one 2025-11-25 session ({calls} calls, 2 lists) and a 2026-07-28 client ({calls} calls) across the replicas; the session ended everywhere")
 
 
 if __name__ == "__main__":

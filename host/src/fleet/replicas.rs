@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Redis;
@@ -75,12 +75,12 @@ impl Replicas {
         self.me.get().map_or("", String::as_str)
     }
 
-    /// Writes this replica's entry now, after every swap heard on `swaps` and
-    /// every [`PUBLISH_EVERY`]; removes it at `shutdown`.
-    pub fn spawn_publisher<T: Clone + Send + 'static>(
+    /// Writes this replica's entry now, at every change of `swaps` and every
+    /// [`PUBLISH_EVERY`]; removes it at `shutdown`.
+    pub fn spawn_publisher(
         self: &Arc<Self>,
         served: impl Fn() -> (String, usize) + Send + Sync + 'static,
-        mut swaps: broadcast::Receiver<T>,
+        mut swaps: watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
         let this = self.clone();
@@ -90,7 +90,7 @@ impl Replicas {
                 this.publish(&digest, plugins).await;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = swaps.recv() => {}
+                    _ = swaps.changed() => {}
                     _ = tokio::time::sleep(PUBLISH_EVERY) => {}
                 }
             }
@@ -113,6 +113,23 @@ impl Replicas {
         let Ok(text) = serde_json::to_string(&entry) else { return };
         let hash = self.hash();
         let _ = self.redis.run(|mut c| async move { c.hset::<_, _, _, ()>(&hash, &me, text).await }).await;
+    }
+
+    /// Waits until every live replica serves `digest`, for at most `limit`
+    /// (polling every 50 ms; at once when Redis does not answer).
+    pub async fn settled(&self, digest: &str, limit: Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            match self.all().await {
+                None => return,
+                Some(all) if all.iter().all(|s| s.digest == digest) => return,
+                Some(_) if started.elapsed() >= limit => {
+                    tracing::debug!("replicas not in step after {limit:?}; telling listeners anyway");
+                    return;
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Every live replica's entry, sorted by name; stale ones are removed.

@@ -194,7 +194,11 @@ fn inspect(bytes: &[u8]) -> Result<Option<(Target, Value)>, (Refusal, Value)> {
 /// a session this server does not know is 404.
 pub(super) async fn check_envelope(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
     let session = req.headers().get(SESSION_ID).and_then(|h| h.to_str().ok());
-    if let (Some(id), Some(store)) = (session, &edge.options.sessions) {
+    // A session in use here stays restorable elsewhere (an unknown ID costs
+    // Redis nothing more than rmcp's one lookup).
+    if let (Some(id), Some(store)) = (session, &edge.options.sessions)
+        && edge.sessions.has_session(&id.into()).await.unwrap_or(false)
+    {
         store.touch(id);
     }
     if req.method() == Method::DELETE {
