@@ -773,7 +773,7 @@ fn fleet(raw: RawFleet, rel: &dyn Fn(PathBuf) -> PathBuf) -> Result<FleetConfig,
                 ));
             }
         }
-        if url.password().is_some() {
+        if url.password().is_some() || url.query_pairs().any(|(k, _)| k == "pass" || k == "password") {
             return Err("fleet.redis_url must not hold a password; name the environment variable that does in fleet.redis_password_env".into());
         }
     }
@@ -1150,6 +1150,7 @@ mod tests {
         assert_eq!(c.fleet.state_key_file, Some(PathBuf::from("/etc/moat/state.key")), "relative to moat.toml");
         for (text, wanted) in [
             ("redis_url = \"redis://:hunter2@redis:6379\"", "must not hold a password"),
+            ("redis_url = \"unix:///run/redis.sock?pass=hunter2\"", "must not hold a password"),
             ("redis_url = \"rediss://redis:6380\"", "TLS"),
             ("redis_url = \"http://redis\"", "not a Redis URL scheme"),
             ("redis_prefix = \"a b\"", "redis_prefix"),

@@ -289,7 +289,12 @@ async fn a_fleet_behind_round_robin_acts_as_one_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limit_holds_fleet_wide_and_redis_going_away_fails_no_call() {
-    let mut fleet = Fleet::start("[tools.test_simple_text]\nrate_limit = { per_minute = 60, burst = 60 }\n");
+    // test_image_content's limit is absurdly high: no limit a sidecar may set
+    // puts Redis out of use (a 0 µs interval once made Redis refuse the script).
+    let mut fleet = Fleet::start(
+        "[tools.test_simple_text]\nrate_limit = { per_minute = 60, burst = 60 }\n\
+         [tools.test_image_content]\nrate_limit = { per_minute = 4000000000, burst = 1 }\n",
+    );
     let call = json!({"name": "test_simple_text", "arguments": {}});
     let started = Instant::now();
     let mut outcomes = BTreeMap::new();
@@ -321,6 +326,25 @@ async fn a_rate_limit_holds_fleet_wide_and_redis_going_away_fails_no_call() {
     assert!((60..=60 + refills).contains(&allowed), "allowed {allowed} in {took:?}: {outcomes:?}");
     assert_eq!(allowed + refused, 160, "{outcomes:?}");
     println!("fleet-wide limit 60/min: {allowed} of 160 allowed in {took:?}");
+    // Redis decided each of them (no replica alone saw more than 60).
+    let (mut fleet_allowed, mut fleet_refused) = (0.0, 0.0);
+    for r in &fleet.replicas {
+        let m = r.metrics().await;
+        fleet_allowed += metric(&m, "moat_fleet_rate_limit_checks_total{result=\"allowed\"}").unwrap_or(0.0);
+        fleet_refused += metric(&m, "moat_fleet_rate_limit_checks_total{result=\"refused\"}").unwrap_or(0.0);
+    }
+    assert_eq!((fleet_allowed, fleet_refused), (f64::from(allowed), f64::from(refused)), "decided in Redis");
+
+    for _ in 0..6 {
+        let image = json!({"name": "test_image_content", "arguments": {}});
+        let (status, body) = modern(&fleet.nginx.url, &fleet.token, "tools/call", image, json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for r in &fleet.replicas {
+        let m = r.metrics().await;
+        assert_eq!(metric(&m, "moat_fleet_redis_up"), Some(1.0), "{m}");
+        assert_eq!(metric(&m, "moat_rate_limit_fallbacks_total"), Some(0.0), "{m}");
+    }
 
     // A 2025-11-25 session that has met every replica (each restored it once).
     let other = mint(fleet.dir.path(), &["--sub", "session-user"]);

@@ -189,8 +189,15 @@ impl StateKeys {
         let keys = match read(path) {
             Ok(keys) => keys,
             Err(e) => {
-                // Not read again until it changes.
+                // Not read again until it changes; keys that expired meanwhile
+                // stop opening all the same.
                 seen.0 = stamp;
+                if expired {
+                    let old = self.current.load_full();
+                    if let Ok(ring) = ring(old.keys.clone(), &seen.1) {
+                        self.current.store(Arc::new(ring));
+                    }
+                }
                 return Err(e);
             }
         };

@@ -33,7 +33,7 @@ if tat - now > tolerance then
   return {0, tat - now - tolerance}
 end
 local next_tat = tat + interval
-redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil((next_tat - now) / 1000))
+redis.call('SET', KEYS[1], next_tat, 'PX', math.max(1, math.ceil((next_tat - now) / 1000)))
 return {1, 0}
 ";
 
@@ -90,7 +90,8 @@ impl FleetLimits {
     pub async fn check(&self, tool: &str, limit: RateLimit, subject: &str) -> Result<Verdict, Unavailable> {
         let per_minute = limit.per_minute.get();
         let burst = limit.burst.get();
-        let interval_us = 60_000_000u64 / u64::from(per_minute);
+        // A limit above 60,000,000 a minute would round to 0 µs (and PX 0).
+        let interval_us = (60_000_000u64 / u64::from(per_minute)).max(1);
         let tolerance_us = interval_us * u64::from(burst - 1);
         let key = self.redis.key("rl", &digest_key(&[tool, &per_minute.to_string(), &burst.to_string(), subject]));
         let script = &self.script;

@@ -9,10 +9,11 @@
 //!   replica, [`limits`] counts rate limits fleet-wide (GCRA in one Lua
 //!   script), and [`replicas`] publishes what each replica serves.
 //!
-//! Redis is never on the path to an answer: a failure (down, slow, refused)
-//! is counted, makes the replica skip Redis for a short while, and the
-//! caller falls back to what the replica knows alone (its own limiter, its
-//! own sessions). No call fails because Redis did.
+//! Redis never decides whether an answer comes: a request waits for it at
+//! most `redis_timeout_ms`, and a failure (down, slow, refused) is counted,
+//! makes the replica skip Redis for a short while, and the caller falls back
+//! to what the replica knows alone (its own limiter, its own sessions). No
+//! call fails because Redis did.
 
 pub mod keys;
 pub mod limits;

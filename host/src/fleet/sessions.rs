@@ -8,7 +8,12 @@
 //! gives them (a client cannot make Redis read a megabyte key), a stored
 //! state is at most [`MAX_STATE_BYTES`] (a larger one stays on its replica),
 //! and refreshing costs at most one `EXPIRE` per session per replica per
-//! third of the TTL.
+//! third of the idle expiry. The stored TTL is the idle expiry plus that
+//! third, so a session in use never outlives its stored state.
+//!
+//! When Redis does not answer, a session unknown here is unknown (404: the
+//! client initializes again, as the protocol says), and storing or deleting
+//! is skipped; nothing is logged per request (the outage is, once).
 //!
 //! A `DELETE` ends a session on every replica: the replica that gets it
 //! removes the stored state and publishes the ID; every replica drops its
@@ -27,8 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Redis;
 
-/// The largest `initialize` parameters kept in Redis.
-pub const MAX_STATE_BYTES: usize = 64 * 1024;
+/// The largest `initialize` parameters kept in Redis (a client's are a few
+/// hundred bytes; this bounds what one token holder can park in Redis).
+pub const MAX_STATE_BYTES: usize = 16 * 1024;
 /// Most sessions whose last refresh one replica remembers.
 const MAX_TOUCHED: usize = 100_000;
 
@@ -54,8 +60,13 @@ impl RedisSessions {
         self.redis.key("session", id)
     }
 
+    /// The stored TTL: the idle expiry plus the refresh interval.
     fn ttl_s(&self) -> u64 {
-        self.ttl.as_secs().max(1)
+        (self.ttl + self.refresh_every()).as_secs().max(1)
+    }
+
+    fn refresh_every(&self) -> Duration {
+        self.ttl / 3
     }
 
     /// Keeps a session in use restorable: refreshes its TTL, at most once a
@@ -67,7 +78,7 @@ impl RedisSessions {
         let now = Instant::now();
         {
             let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
-            if touched.get(id).is_some_and(|t| now.duration_since(*t) < self.ttl / 3) {
+            if touched.get(id).is_some_and(|t| now.duration_since(*t) < self.refresh_every()) {
                 return;
             }
             if touched.len() >= MAX_TOUCHED {
@@ -97,8 +108,14 @@ impl RedisSessions {
         tokio::spawn(async move {
             loop {
                 let followed = async {
-                    let mut pubsub = this.redis.client.get_async_pubsub().await?;
-                    pubsub.subscribe(this.ends_channel()).await?;
+                    let connect = async {
+                        let mut pubsub = this.redis.client.get_async_pubsub().await?;
+                        pubsub.subscribe(this.ends_channel()).await?;
+                        Ok::<_, redis::RedisError>(pubsub)
+                    };
+                    let pubsub = tokio::time::timeout(this.redis.timeout * 10, connect).await.map_err(|_| {
+                        redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "subscribing"))
+                    })??;
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
                         let Ok(id) = msg.get_payload::<String>() else { continue };
@@ -143,11 +160,8 @@ impl SessionStore for RedisSessions {
         let key = self.key(session_id);
         let ttl = self.ttl_s();
         // Loading refreshes the TTL: the session is in use again.
-        let found: Option<Vec<u8>> = self
-            .redis
-            .run(|mut c| async move { c.get_ex(&key, redis::Expiry::EX(ttl)).await })
-            .await
-            .map_err(Box::new)?;
+        let found: Option<Vec<u8>> =
+            self.redis.run(|mut c| async move { c.get_ex(&key, redis::Expiry::EX(ttl)).await }).await.unwrap_or(None);
         let Some(bytes) = found else { return Ok(None) };
         match serde_json::from_slice(&bytes) {
             Ok(state) => Ok(Some(state)),
@@ -164,7 +178,7 @@ impl SessionStore for RedisSessions {
         }
         let bytes = serde_json::to_vec(state)?;
         if bytes.len() > MAX_STATE_BYTES {
-            tracing::info!(
+            tracing::debug!(
                 bytes = bytes.len(),
                 "a session's initialize parameters are over {MAX_STATE_BYTES} bytes: it stays on this replica"
             );
@@ -172,7 +186,9 @@ impl SessionStore for RedisSessions {
         }
         let key = self.key(session_id);
         let ttl = self.ttl_s();
-        self.redis.run(|mut c| async move { c.set_ex::<_, _, ()>(&key, bytes, ttl).await }).await.map_err(Box::new)?;
+        if self.redis.run(|mut c| async move { c.set_ex::<_, _, ()>(&key, bytes, ttl).await }).await.is_err() {
+            return Ok(());
+        }
         self.touched.lock().unwrap_or_else(|e| e.into_inner()).insert(session_id.to_owned(), Instant::now());
         Ok(())
     }
@@ -183,12 +199,14 @@ impl SessionStore for RedisSessions {
         }
         self.touched.lock().unwrap_or_else(|e| e.into_inner()).remove(session_id);
         let (key, channel, id) = (self.key(session_id), self.ends_channel(), session_id.to_owned());
-        self.redis
+        // Best effort: during an outage the other replicas keep their copies
+        // until the idle expiry.
+        let _ = self
+            .redis
             .run(|mut c| async move {
                 redis::pipe().del(&key).ignore().publish(&channel, id).ignore().query_async::<()>(&mut c).await
             })
-            .await
-            .map_err(Box::new)?;
+            .await;
         Ok(())
     }
 }
