@@ -56,7 +56,8 @@ pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
-fn escape(s: &str) -> String {
+/// A Prometheus label value, escaped.
+pub fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

@@ -5,9 +5,8 @@
 //! Python `mcp` SDK, the rmcp client, and plain HTTP for the 2026-07-28 era.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::common::{moat, wasm};
 use crate::loopback::{Nginx, Proc, RedisServer};
-use crate::server::mint;
+use crate::server::{mint, spawn_serving};
 
 const V2026: &str = "2026-07-28";
 
@@ -35,37 +34,11 @@ struct Replica {
 impl Replica {
     fn start(dir: &Path, n: usize) -> Replica {
         let mut cmd = moat(&dir.join("cache"));
-        if let Some(filter) = std::env::var_os("MOAT_TEST_LOG") {
-            cmd.env("MOAT_LOG", filter);
-        }
-        let mut child = cmd
-            .args(["serve", "--dev", "--config", "moat.toml", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--dev", "--config", "moat.toml", "--listen", "127.0.0.1:0"])
             .args(["--admin-listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join(format!("replica{n}.log"))).unwrap())
-            .spawn()
-            .expect("moat serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for (key, prefix) in
-                    [("url", "moat: serving MCP at "), ("admin", "moat: admin (/metrics, /readyz?verbose) at ")]
-                {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        let _ = tx.send((key, rest.split_whitespace().next().unwrap_or_default().to_owned()));
-                    }
-                }
-            }
-        });
-        let (mut url, mut admin) = (String::new(), String::new());
-        while url.is_empty() || admin.is_empty() {
-            match rx.recv_timeout(Duration::from_secs(60)).expect("moat serve prints its URLs") {
-                ("url", u) => url = u,
-                (_, a) => admin = a,
-            }
-        }
+            .current_dir(dir);
+        let (child, url, admin) = spawn_serving(cmd, &dir.join(format!("replica{n}.log")), true);
+        let admin = admin.expect("an admin listener");
         let addr = url.trim_start_matches("http://").trim_end_matches("/mcp").to_owned();
         Replica { proc: Proc(child), addr, admin }
     }

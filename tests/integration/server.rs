@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{moat, wasm};
@@ -79,41 +79,8 @@ impl Server {
 
     fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = moat(&dir.path().join("cache"));
-        // MOAT_TEST_LOG=moat=debug puts the server's debug log in its moat.log.
-        if let Some(filter) = std::env::var_os("MOAT_TEST_LOG") {
-            cmd.env("MOAT_LOG", filter);
-        }
-        cmd.envs(env.iter().copied());
-        let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("moat.log")).unwrap())
-            .spawn()
-            .expect("moat serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for (key, prefix) in
-                    [("url", "moat: serving MCP at "), ("admin", "moat: admin (/metrics, /readyz?verbose) at ")]
-                {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        let _ = tx.send((key, rest.split_whitespace().next().unwrap_or_default().to_owned()));
-                    }
-                }
-            }
-        });
-        let wait = || rx.recv_timeout(Duration::from_secs(60)).expect("moat serve prints its URL");
-        let (mut url, mut admin) = (String::new(), None);
-        let want_admin = args.contains(&"--admin-listen");
-        while url.is_empty() || (want_admin && admin.is_none()) {
-            match wait() {
-                ("url", u) => url = u,
-                (_, a) => admin = Some(a),
-            }
-        }
+        cmd.envs(env.iter().copied()).args(["serve", "--listen", "127.0.0.1:0"]).args(args).current_dir(dir.path());
+        let (child, url, admin) = spawn_serving(cmd, &dir.path().join("moat.log"), args.contains(&"--admin-listen"));
         let token = if args.contains(&"--dev") { mint(dir.path(), &[]) } else { String::new() };
         Server { child, url, token, dir, admin }
     }
@@ -159,6 +126,39 @@ pub fn modern_request(url: &str, token: &str, method: &str, mut params: serde_js
 }
 
 /// Mints a dev token in `dir` with extra `moat token` arguments.
+/// Starts `cmd` (a `moat serve`) with its stderr in `log` and waits until it
+/// prints its URL and, when `want_admin`, its admin listener's.
+/// MOAT_TEST_LOG=moat=debug puts the server's debug log in `log`.
+pub fn spawn_serving(mut cmd: Command, log: &Path, want_admin: bool) -> (Child, String, Option<String>) {
+    if let Some(filter) = std::env::var_os("MOAT_TEST_LOG") {
+        cmd.env("MOAT_LOG", filter);
+    }
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(log).unwrap()).spawn().expect("moat serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for (key, prefix) in
+                [("url", "moat: serving MCP at "), ("admin", "moat: admin (/metrics, /readyz?verbose) at ")]
+            {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    let _ = tx.send((key, rest.split_whitespace().next().unwrap_or_default().to_owned()));
+                }
+            }
+        }
+    });
+    let wait = || rx.recv_timeout(Duration::from_secs(60)).expect("moat serve prints its URL");
+    let (mut url, mut admin) = (String::new(), None);
+    while url.is_empty() || (want_admin && admin.is_none()) {
+        match wait() {
+            ("url", u) => url = u,
+            (_, a) => admin = Some(a),
+        }
+    }
+    (child, url, admin)
+}
+
 pub fn mint(dir: &Path, args: &[&str]) -> String {
     let out = moat(&dir.join("cache")).args(["token", "--dev"]).args(args).current_dir(dir).output().unwrap();
     assert!(out.status.success(), "moat token: {}", String::from_utf8_lossy(&out.stderr));

@@ -87,7 +87,7 @@ fn plugin_info(state: &Shared, out: &mut String) {
     let _ = writeln!(out, "# HELP moat_plugin_info The plugins served, by name and SHA-256 of the component.");
     let _ = writeln!(out, "# TYPE moat_plugin_info gauge");
     for p in snapshot.registry.plugins() {
-        let name = p.name.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let name = crate::metrics::escape(&p.name);
         let _ = writeln!(out, "moat_plugin_info{{plugin=\"{name}\",sha256=\"{}\"}} 1", p.hash);
     }
     let (digest, _) = served(state);
